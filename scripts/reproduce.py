@@ -1,0 +1,79 @@
+"""Run a logged configuration again and check that its metrics come out the same.
+
+    python scripts/reproduce.py RUN_ID                 # from the run's logged config.yaml
+    python scripts/reproduce.py path/to/config.yaml    # straight from a saved config
+
+Prints old vs new metrics side by side (timings are shown but not compared) and exits 0 only if
+every metric matches within --tol (relative, and absolute for values near zero).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from clustersweep import tracking
+from clustersweep.cli import USER_ERRORS, one_line
+from clustersweep.pipeline import run
+
+
+def logged_config(run_id: str, uri: str) -> tuple[DictConfig, dict[str, float]]:
+    client = MlflowClient(uri)
+    logged = client.get_run(run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(run_id, "config.yaml", tmp)
+        cfg = OmegaConf.load(path)
+    return cfg, dict(logged.data.metrics)
+
+
+def compare(old: dict[str, float], new: dict[str, float], tol: float) -> bool:
+    """Print the side-by-side table; True when every non-timing metric matches."""
+    ok = True
+    print(f"{'metric':<22}{'logged':>20}{'rerun':>20}  match")
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        timing = key.startswith("time_")
+        same = a is not None and b is not None and math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+        ok &= timing or same
+        mark = "(time)" if timing else ("yes" if same else "NO")
+        fmt = lambda v: "—" if v is None else f"{v:.10g}"  # noqa: E731
+        print(f"{key:<22}{fmt(a):>20}{fmt(b):>20}  {mark}")
+    return ok
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("source", help="an MLflow run id, or the path of a saved config.yaml")
+    p.add_argument("--tracking-uri", default=None, help="store holding the run (default: the project's)")
+    p.add_argument("--tol", type=float, default=1e-9, help="relative/absolute tolerance (default 1e-9)")
+    args = p.parse_args()
+    uri = args.tracking_uri or tracking.tracking_uri(OmegaConf.create({"tracking": {"uri": None}}))
+    try:
+        if Path(args.source).is_file():
+            cfg, old = OmegaConf.load(args.source), {}
+            cfg.tracking.uri = args.tracking_uri or cfg.tracking.get("uri")
+        else:
+            cfg, old = logged_config(args.source, uri)
+            cfg.tracking.uri = uri
+        result = run(cfg, tags={"reproduces": args.source})
+    except MlflowException as e:
+        print(f"error: cannot read run {args.source!r} from {uri}: {one_line(e)}", file=sys.stderr)
+        return 2
+    except USER_ERRORS as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    print(f"rerun logged as {result.run_id} ({result.run_name})")
+    if not old:
+        return 0
+    return 0 if compare(old, result.metrics, args.tol) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""clustersweep: configured, tracked sweeps of unsupervised image pipelines."""

@@ -1,0 +1,143 @@
+"""Validate a composed config before any data is loaded or any run is created.
+
+Hydra already refuses unknown keys and unknown choices; this module checks the values users type
+(`reducer.k`, `clusterer.K`, …) against what the data allows, and lets scikit-learn check every other
+estimator parameter through its own parameter constraints. Each problem is one line: key, value, what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A config value that cannot run; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the data allows, known from the dataset config alone (no loading)."""
+
+    n_features: int
+    n_classes: int
+    size_train: int  # full split sizes
+    size_test: int
+    n_train: int  # after the optional subsample
+
+
+def limits(cfg: DictConfig) -> Limits:
+    ds = cfg.dataset
+    n_train = ds.n_train if _is_int(ds.n_train) and ds.n_train > 0 else ds.size_train
+    return Limits(math.prod(ds.image_shape), len(ds.class_names), ds.size_train, ds.size_test, n_train)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, Integral) and not isinstance(v, bool)
+
+
+Check = Callable[[Any], "str | None"]
+
+
+def _int_in(lo: int, hi: float = math.inf, why: str = "") -> Check:
+    def check(v: Any) -> str | None:
+        if _is_int(v) and lo <= v <= hi:
+            return None
+        return (f"an integer in {lo}..{int(hi)}" if hi != math.inf else f"an integer ≥ {lo}") + why
+
+    return check
+
+
+def _positive(v: Any) -> str | None:
+    ok = isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    return None if ok else "a number > 0"
+
+
+def _optional(check: Check) -> Check:
+    def opt(v: Any) -> str | None:
+        why = None if v is None else check(v)
+        return None if why is None else f"null (all) or {why}"
+
+    return opt
+
+
+def _rules(lim: Limits) -> dict[str, Check]:
+    """The user-facing keys and what each allows; a key absent from the chosen config is skipped."""
+    per_class = " (at least one per class)"
+    return {
+        "seed": _int_in(0, 2**32 - 1),
+        "dataset.n_train": _optional(_int_in(lim.n_classes, lim.size_train, per_class)),
+        "dataset.n_test": _optional(_int_in(lim.n_classes, lim.size_test, per_class)),
+        "reducer.k": _int_in(1, lim.n_features, " (the number of pixel features)"),
+        "clusterer.K": _int_in(2, lim.n_train, " (at most the number of train samples)"),
+        "clusterer.n_init": _int_in(1),
+        "clusterer.eps": _positive,
+        "clusterer.min_samples": _int_in(1, lim.n_train, " (at most the number of train samples)"),
+        "metrics.silhouette_sample_size": _int_in(2),
+        "plots.scatter_points": _int_in(1),
+    }
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError on the first value that cannot run; build every estimator to let sklearn check it."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"config does not resolve: {_first_line(e)}") from None
+    for key, check in _rules(limits(cfg)).items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is _ABSENT:
+            continue
+        why = check(value)
+        if why is not None:
+            raise ConfigError(f"{key}={value!r} is not allowed: expected {why}")
+    for group in ("reducer", "clusterer"):
+        _check_keys_used(cfg[group], group)
+        build(cfg[group].estimator, group)
+
+
+_DESCRIPTIVE = {"name", "label", "estimator"}
+
+
+def _check_keys_used(node: DictConfig, group: str) -> None:
+    """A short key (`k`, `K`, `eps`) must feed the estimator; one that does not is a typo or belongs elsewhere."""
+    raw = OmegaConf.to_container(node, resolve=False)
+    used = str(raw.get("estimator"))
+    known = [k for k in raw if k not in _DESCRIPTIVE and f"${{..{k}}}" in used]
+    for key in raw:
+        if key not in _DESCRIPTIVE and key not in known:
+            raise ConfigError(
+                f"{group}.{key}={raw[key]!r} is not a parameter of {group}={raw.get('name')}: "
+                f"expected one of {', '.join(known) or '(none)'}, or {group}.estimator.<sklearn parameter>"
+            )
+
+
+_ABSENT = object()
+
+
+def build(node: DictConfig, group: str) -> Any:
+    """Instantiate an estimator from its `_target_` and let scikit-learn validate its parameters now."""
+    try:
+        est = instantiate(node)
+    except Exception as e:  # noqa: BLE001 - any construction failure is a config problem
+        cause = e.__cause__ or e
+        raise ConfigError(f"{group}.estimator ({node.get('_target_')}) cannot be built: {_first_line(cause)}") from None
+    check = getattr(est, "_validate_params", None)
+    if check is not None:
+        try:
+            check()
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{group}: {_first_line(e)}") from None
+    return est
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import silhouette_score
+
+from clustersweep.metrics import acc_hungarian, purity, score, silhouette
+
+
+def test_silhouette_equals_sklearn_on_the_same_sample():
+    X, y = make_blobs(1500, 12, centers=5, random_state=0)
+    ours, n = silhouette(X, y, 700, seed=3, chunk=128)
+    assert n == 700
+    assert ours == pytest.approx(silhouette_score(X, y, sample_size=700, random_state=3), abs=1e-10)
+
+
+def test_silhouette_whole_set_and_singletons():
+    X, y = make_blobs(200, 4, centers=3, random_state=1)
+    y[0] = 99  # a singleton cluster scores 0, as in sklearn
+    ours, n = silhouette(X, y, 10_000, seed=0)
+    assert n == 200
+    assert ours == pytest.approx(silhouette_score(X, y), abs=1e-10)
+
+
+def test_silhouette_undefined_for_one_cluster():
+    with pytest.raises(ValueError, match="2..n-1 clusters"):
+        silhouette(np.zeros((10, 2)), np.zeros(10, int), 100, seed=0)
+
+
+def test_purity_maps_clusters_by_train_majority():
+    y_train = np.array([0, 0, 1, 1, 1, 2])
+    c_train = np.array([5, 5, 7, 7, 5, 9])
+    y_test = np.array([0, 1, 2, 1])
+    c_test = np.array([5, 7, 7, -1])  # 5→0 right, 7→1 right, 7→1 wrong, noise never right
+    assert purity(y_train, c_train, y_test, c_test) == pytest.approx(0.5)
+
+
+def test_hungarian_is_one_to_one():
+    y = np.array([0, 0, 0, 1, 1, 2])
+    c = np.array([3, 3, 3, 3, 3, 4])  # cluster 3 can only stand for one class
+    assert acc_hungarian(y, c) == pytest.approx(4 / 6)
+
+
+def test_score_leaves_out_silhouette_with_a_reason_when_all_noise():
+    y = np.array([0, 1, 0, 1])
+    noise = np.full(4, -1)
+    m, skipped = score(y, noise, y, noise, np.random.rand(4, 2), 100, 0)
+    assert "silhouette" not in m and "silhouette" in skipped
+    assert m["noise_fraction"] == 1.0 and m["n_clusters"] == 0
