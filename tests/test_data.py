@@ -40,9 +40,7 @@ def _tiny() -> dict[str, bytes]:
 
 
 RAW = _tiny()
-NAMES = {
-    key: str(OmegaConf.load(CONF_DIR / "dataset" / "fashion_mnist.yaml").files[key].name) for key in KEYS
-}
+NAMES = {key: str(OmegaConf.load(CONF_DIR / "dataset" / "fashion_mnist.yaml").files[key].name) for key in KEYS}
 
 
 def _sha(raw: bytes) -> str:
@@ -267,9 +265,7 @@ def test_real_fashion_mnist(
     cfg.mirrors = []  # never download
     full = load(cfg, seed=0)
     assert full.X_train.shape == (60000, 784) and full.X_test.shape == (10000, 784)
-    assert (
-        np.bincount(full.y_train).tolist() == [6000] * 10 and np.bincount(full.y_test).tolist() == [1000] * 10
-    )
+    assert np.bincount(full.y_train).tolist() == [6000] * 10 and np.bincount(full.y_test).tolist() == [1000] * 10
     assert full.sha256 == FASHION_SHA
     cfg.n_train, cfg.n_test = 2000, 500
     ds = load(cfg, seed=0)

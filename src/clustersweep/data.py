@@ -147,9 +147,7 @@ def _check_against_cfg(full: _Full, cfg: DictConfig, class_names: list[str]) -> 
             )
 
 
-def _subsample(
-    X: np.ndarray, y: np.ndarray, n: int | None, seed: int, what: str
-) -> tuple[np.ndarray, np.ndarray]:
+def _subsample(X: np.ndarray, y: np.ndarray, n: int | None, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     """Exactly n rows, drawn per class in proportion to the class sizes, so subsampling keeps the class mix.
 
     Largest-remainder allocation instead of train_test_split, which refuses n when fewer than one row per
@@ -249,9 +247,7 @@ def _locate(src: _IdxSource, progress: bool) -> tuple[Path, dict[str, bytes]]:
     raise DataError(f"no usable {src.name} data; tried: {'; '.join(tried)}. To fix: {fix}")
 
 
-def _check_folder(
-    folder: Path, files: tuple[tuple[str, str], ...], advice: str
-) -> tuple[dict[str, bytes], list[str]]:
+def _check_folder(folder: Path, files: tuple[tuple[str, str], ...], advice: str) -> tuple[dict[str, bytes], list[str]]:
     """The verified IDX bytes of the files present in `folder`, and what is wrong with the others."""
     raw: dict[str, bytes] = {}
     problems: list[str] = []
@@ -350,9 +346,7 @@ def _download_file(url: str, dest: Path, sha: str, progress: bool) -> bytes:
 
 
 @functools.lru_cache(maxsize=4)
-def _synthetic(
-    seed_data: int, n_classes: int, size_train: int, size_test: int, image_shape: tuple[int, int]
-) -> _Full:
+def _synthetic(seed_data: int, n_classes: int, size_train: int, size_test: int, image_shape: tuple[int, int]) -> _Full:
     """Blurred spots at class-specific places on a circle, each sample jittered, dimmed and noisy.
 
     Fixed by seed_data alone, not the run seed, so the data and its sha256 are the same in every run; the

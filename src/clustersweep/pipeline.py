@@ -65,10 +65,9 @@ def run(cfg: DictConfig, tags: dict[str, str] | None = None) -> RunResult:
     watch = Stopwatch()
     start = time.perf_counter()
     reducer, clusterer = build(cfg.reducer.estimator, "reducer"), build(cfg.clusterer.estimator, "clusterer")
-    uri = tracking.tracking_uri(cfg)
-    exp_id = tracking.experiment_id(uri, cfg.tracking.experiment)
     with watch("load"):
         data = load(cfg.dataset, cfg.seed)
+    exp_id = tracking.experiment_id(tracking.tracking_uri(cfg), cfg.tracking.experiment)
     overrides = hydra_overrides()
     all_tags = {
         **tracking.git_state(),
@@ -103,8 +102,13 @@ def _fit_and_log(
         test_clusters = cluster.assign(clusterer, Z_train, train_clusters, Z_test)
     with watch("metrics"):
         m, skipped = metrics.score(
-            data.y_train, train_clusters, data.y_test, test_clusters, Z_train,
-            cfg.metrics.silhouette_sample_size, cfg.seed,
+            data.y_train,
+            train_clusters,
+            data.y_test,
+            test_clusters,
+            Z_train,
+            cfg.metrics.silhouette_sample_size,
+            cfg.seed,
         )
         extra = {
             "inertia": getattr(clusterer, "inertia_", None),
@@ -131,7 +135,10 @@ def _figures(cfg, data: Dataset, reducer, clusterer, Z_train, train_clusters, te
         "contingency_counts": counts,
         "contingency_fraction": frac,
         "cluster_scatter": plots.cluster_scatter(
-            Z_train, train_clusters, cfg.plots.scatter_points, cfg.seed,
+            Z_train,
+            train_clusters,
+            cfg.plots.scatter_points,
+            cfg.seed,
             f"Clusters on the first two components of {cfg.reducer.name} (train sample)",
         ),
     }
@@ -149,7 +156,8 @@ def _figures(cfg, data: Dataset, reducer, clusterer, Z_train, train_clusters, te
             share = col[top] / max(col.sum(), 1)
             titles.append(f"C{k}: {names[classes[top]]} {share:.0%}")
         figs["centroids"] = plots.image_grid(
-            np.clip(images, 0, 1).reshape(-1, *data.image_shape), titles,
+            np.clip(images, 0, 1).reshape(-1, *data.image_shape),
+            titles,
             "Cluster centroids as images (title: majority train class and its share)",
         )
     return figs

@@ -21,14 +21,18 @@ def contingency_heatmaps(y: np.ndarray, clusters: np.ndarray, class_names: list[
     table, classes, ks = contingency(y, clusters)
     rows, cols = [class_names[c] for c in classes], cluster_names(ks)
     counts = go.Figure(go.Heatmap(z=table, x=cols, y=rows, colorscale="Viridis", text=table, texttemplate="%{text}"))
-    counts.update_layout(title="True class × cluster (counts, test set)", xaxis_title="cluster", yaxis_title="true class")
+    counts.update_layout(
+        title="True class × cluster (counts, test set)", xaxis_title="cluster", yaxis_title="true class"
+    )
     frac = table / np.maximum(table.sum(axis=1, keepdims=True), 1)
     norm = go.Figure(
-        go.Heatmap(z=frac, x=cols, y=rows, colorscale="Blues", zmin=0, zmax=1, text=np.round(frac, 2),
-                   texttemplate="%{text}")
+        go.Heatmap(
+            z=frac, x=cols, y=rows, colorscale="Blues", zmin=0, zmax=1, text=np.round(frac, 2), texttemplate="%{text}"
+        )
     )
-    norm.update_layout(title="True class × cluster (fraction of each class)", xaxis_title="cluster",
-                       yaxis_title="true class")
+    norm.update_layout(
+        title="True class × cluster (fraction of each class)", xaxis_title="cluster", yaxis_title="true class"
+    )
     for fig in (counts, norm):
         fig.update_yaxes(autorange="reversed", type="category")
         fig.update_xaxes(type="category")
@@ -56,7 +60,8 @@ def image_grid(images: np.ndarray, titles: list[str], title: str, cols: int = 5)
     for i, img in enumerate(images):
         fig.add_trace(
             go.Heatmap(z=img, colorscale="gray", zmin=0, zmax=1, showscale=False, name=titles[i]),
-            row=i // cols + 1, col=i % cols + 1,
+            row=i // cols + 1,
+            col=i % cols + 1,
         )
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False, autorange="reversed")

@@ -1,0 +1,135 @@
+"""`python run.py` end to end in a subprocess, and what MLflow holds afterwards."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_py
+from mlflow.tracking import MlflowClient
+
+TINY_ARGS = [
+    "dataset=synthetic",
+    "reducer.k=8",
+    "clusterer.K=4",
+    "clusterer.n_init=2",
+    "metrics.silhouette_sample_size=300",
+    "plots.scatter_points=200",
+]
+REQUIRED = {
+    "ari",
+    "nmi",
+    "purity",
+    "acc_hungarian",
+    "silhouette",
+    "silhouette_n",
+    "n_clusters",
+    "inertia",
+    "explained_variance",
+    "reconstruction_mse",
+    "time_load_s",
+    "time_reduce_s",
+    "time_cluster_s",
+    "time_assign_s",
+    "time_metrics_s",
+    "time_plots_s",
+    "time_total_s",
+}
+
+
+def runs(store: str, experiment: str = "synthetic"):
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name(experiment)
+    return client, ([] if exp is None else client.search_runs([exp.experiment_id]))
+
+
+def test_run_logs_params_metrics_tags_artifacts_and_name(store):
+    res = run_py(*TINY_ARGS, store=store)
+    assert res.returncode == 0, res.stderr
+    client, found = runs(store)
+    assert len(found) == 1
+    r = found[0]
+    assert r.info.status == "FINISHED"
+    assert r.info.run_name == "pca-k8-kmeans-K4"
+    assert REQUIRED <= set(r.data.metrics)
+    assert r.data.metrics["ari"] > 0.5 and r.data.metrics["n_clusters"] == 4
+    p = r.data.params
+    assert p["reducer.k"] == "8" and p["clusterer.K"] == "4" and p["seed"] == "42"
+    assert p["reducer.estimator._target_"] == "sklearn.decomposition.PCA"
+    t = r.data.tags
+    assert len(t["data.sha256"]) == 64 and t["git.dirty"] in {"true", "false"} and len(t["git.commit"]) == 40
+    assert "reducer.k=8" in t["hydra.overrides"] and t["command"].startswith("run.py")
+    top = {a.path for a in client.list_artifacts(r.info.run_id)}
+    assert {"config.yaml", "overrides.yaml", "plots"} <= top
+    html = {a.path for a in client.list_artifacts(r.info.run_id, "plots")}
+    assert html == {
+        f"plots/{n}.html" for n in ("contingency_counts", "contingency_fraction", "cluster_scatter", "centroids")
+    }
+    page = Path(client.download_artifacts(r.info.run_id, "plots/contingency_counts.html", str(Path(store[10:]).parent)))
+    text = page.read_text()
+    assert "North" in text and "cdn.plot.ly" in text and len(text) < 200_000  # class names; plotly.js not embedded
+    art = Path(r.info.artifact_uri.removeprefix("file://"))
+    assert art.is_relative_to(Path(store[10:]).parent)  # artifacts beside the store, not in Hydra's folders
+
+
+def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
+    res = run_py("dataset=synthetic", "reducer=none", "clusterer=dbscan", "clusterer.eps=0.01", store=store)
+    assert res.returncode == 0, res.stderr
+    _, (r,) = runs(store)
+    assert r.info.status == "FINISHED" and r.info.run_name == "pixels-dbscan-eps0.01-m5"
+    assert r.data.metrics["noise_fraction"] == 1.0
+    assert "silhouette" not in r.data.metrics and "skipped.silhouette" in r.data.tags
+    assert "inertia" not in r.data.metrics
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["reducer.k=0"], "reducer.k=0 is not allowed"),
+        (["clusterer.K=1"], "clusterer.K=1 is not allowed"),
+        (["clusterer=dbscan", "clusterer.eps=-1"], "clusterer.eps=-1 is not allowed"),
+        (["clusterer=dbscan", "clusterer.min_samples=0"], "clusterer.min_samples=0"),
+        (["dataset.n_train=-5"], "dataset.n_train=-5"),
+        (["reducer.kk=5"], "Could not override 'reducer.kk'"),
+        (["reducer=pcaa"], "Could not find 'reducer/pcaa' Available options in 'reducer': none pca svd"),
+        (["reducer.k=abc"], "reducer.k='abc' is not allowed"),
+        (["dataset=fashion_mnist", "dataset.path=/nonexistent"], "/nonexistent"),
+    ],
+)
+def test_bad_input_is_one_line_nonzero_exit_and_no_run(store, args, expect):
+    res = run_py("dataset=synthetic", *args, store=store)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], res.stderr
+    for experiment in ("synthetic", "fashion-mnist"):
+        assert runs(store, experiment)[1] == []
+
+
+def test_reproduce_round_trip(store):
+    assert run_py(*TINY_ARGS, store=store).returncode == 0
+    _, (r,) = runs(store)
+    import subprocess
+
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reproduce.py"), r.info.run_id, "--tracking-uri", store],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "ari" in res.stdout and " NO" not in res.stdout
+    _, both = runs(store)
+    assert len(both) == 2 and {x.info.status for x in both} == {"FINISHED"}
+    assert any(x.data.tags.get("reproduces") == r.info.run_id for x in both)
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Fashion-MNIST not installed")
+def test_real_fashion_mnist_subsample(store):
+    res = run_py("dataset.n_train=3000", "dataset.n_test=600", "reducer.k=30", "clusterer.K=10", store=store)
+    assert res.returncode == 0, res.stderr
+    _, (r,) = runs(store, "fashion-mnist")
+    m = r.data.metrics
+    assert r.info.status == "FINISHED" and r.data.params["dataset.n_train"] == "3000"
+    assert 0.35 < m["nmi"] < 0.7 and 0.15 < m["ari"] < 0.6 and m["explained_variance"] > 0.7
+    assert r.data.tags["data.sha256"] == "697249e9d1e87d6b2c6a738e828c890264cffecccb13840d472e3585751a5582"
