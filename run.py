@@ -3,14 +3,18 @@
 import hydra
 from omegaconf import DictConfig
 
+from clustersweep import sweep
 from clustersweep.cli import guarded, user_errors
 from clustersweep.pipeline import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    with user_errors():
-        run(cfg)
+    if sweep.in_multirun():
+        sweep.job(cfg)  # a child run; a failure is recorded, not raised
+    else:
+        with user_errors():
+            run(cfg)
 
 
 if __name__ == "__main__":

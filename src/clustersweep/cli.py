@@ -52,12 +52,24 @@ def user_errors() -> Iterator[None]:
 
 
 def guarded(main: Callable[[], object]) -> None:
-    """Run a Hydra main; composition errors (unknown key, unknown choice, bad override) become one line."""
+    """Run a Hydra main; composition errors (unknown key, unknown choice, bad override) become one line.
+
+    After a sweep, exit 1 when any job failed; on Ctrl-C or a crash, close the sweep's parent run first.
+    """
+    from clustersweep import sweep
+
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         main()
     except USER_ERRORS as e:
+        sweep.abort("FAILED")
         fail(e)
     except KeyboardInterrupt:
+        sweep.abort("KILLED")
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except BaseException:
+        sweep.abort("FAILED")
+        raise
+    if sweep.last_outcome is not None and sweep.last_outcome.failed:
+        sys.exit(1)

@@ -20,7 +20,7 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from clustersweep import cluster, metrics, plots, reduce, tracking
+from clustersweep import cache, cluster, metrics, plots, reduce, tracking
 from clustersweep.config import build, validate
 from clustersweep.data import Dataset, load
 
@@ -59,29 +59,56 @@ def hydra_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def run(cfg: DictConfig, tags: dict[str, str] | None = None) -> RunResult:
-    """Validate, load, then fit and log one run; returns its id and metrics."""
+@dataclass
+class Prepared:
+    """A run checked and ready: everything known before the MLflow run is created."""
+
+    cfg: DictConfig
+    clusterer: object
+    data: Dataset
+    experiment_id: str
+    identity: str
+    watch: Stopwatch
+    start: float
+
+
+def prepare(cfg: DictConfig) -> Prepared:
+    """Validate, build the estimators, load the data and reach the tracking store; no run is created yet."""
+    start = time.perf_counter()
     validate(cfg)
     watch = Stopwatch()
-    start = time.perf_counter()
-    reducer, clusterer = build(cfg.reducer.estimator, "reducer"), build(cfg.clusterer.estimator, "clusterer")
+    clusterer = build(cfg.clusterer.estimator, "clusterer")
     with watch("load"):
         data = load(cfg.dataset, cfg.seed)
     exp_id = tracking.experiment_id(tracking.tracking_uri(cfg), cfg.tracking.experiment)
+    return Prepared(cfg, clusterer, data, exp_id, tracking.identity(cfg, data.sha256), watch, start)
+
+
+def run(cfg: DictConfig, tags: dict[str, str] | None = None) -> RunResult:
+    """Validate, load, then fit and log one run; returns its id and metrics."""
+    return execute(prepare(cfg), tags)
+
+
+def execute(prep: Prepared, tags: dict[str, str] | None = None) -> RunResult:
+    """Create the MLflow run and fill it; a failure marks it FAILED (KILLED on Ctrl-C) and re-raises."""
+    cfg, watch = prep.cfg, prep.watch
     overrides = hydra_overrides()
     all_tags = {
         **tracking.git_state(),
-        "data.sha256": data.sha256,
+        **tracking.process_tags(),
+        "data.sha256": prep.data.sha256,
+        "code.version": tracking.code_version(),
+        "config.identity": prep.identity,
         "hydra.overrides": " ".join(overrides),
         "command": tracking.command_line(),
         **(tags or {}),
     }
     name = run_name(cfg)
-    with mlflow.start_run(experiment_id=exp_id, run_name=name, tags=all_tags) as active:
+    with mlflow.start_run(experiment_id=prep.experiment_id, run_name=name, tags=all_tags) as active:
         try:
             mlflow.log_params(tracking.flat_params(cfg))
-            scores, skipped = _fit_and_log(cfg, data, reducer, clusterer, watch, overrides)
-            watch.times["time_total_s"] = time.perf_counter() - start
+            scores, skipped = _fit_and_log(cfg, prep.data, prep.clusterer, watch, overrides)
+            watch.times["time_total_s"] = time.perf_counter() - prep.start
             mlflow.log_metrics(watch.times)
         except BaseException as e:
             mlflow.set_tag("error", f"{type(e).__name__}: {e}".splitlines()[0][:5000])
@@ -92,10 +119,11 @@ def run(cfg: DictConfig, tags: dict[str, str] | None = None) -> RunResult:
 
 
 def _fit_and_log(
-    cfg: DictConfig, data: Dataset, reducer, clusterer, watch: Stopwatch, overrides: list[str]
+    cfg: DictConfig, data: Dataset, clusterer, watch: Stopwatch, overrides: list[str]
 ) -> tuple[dict[str, float], dict[str, str]]:
     with watch("reduce"):
-        Z_train, Z_test = reduce.fit_transform(reducer, data.X_train, data.X_test)
+        reducer, Z_train, Z_test, hit = cache.fit_reducer(cfg, data.sha256, tracking.tracking_uri(cfg))
+    mlflow.set_tag("cache.reducer", "hit" if hit else "miss")
     with watch("cluster"):
         train_clusters = cluster.fit(clusterer, Z_train)
     with watch("assign"):

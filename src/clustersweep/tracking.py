@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +83,44 @@ def git_state() -> dict[str, str]:
     except (OSError, subprocess.CalledProcessError):
         return {"git.commit": "unknown", "git.dirty": "unknown"}
     return {"git.commit": commit, "git.dirty": str(dirty).lower()}
+
+
+# Keys that say where or how a run is logged, not what it computes: left out of its identity.
+NOT_IDENTITY = ("tracking", "sweep", "cache")
+
+
+@functools.cache
+def code_version() -> str:
+    """sha256 of the package's source files: changes with the code, committed or not."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(path.relative_to(Path(__file__).parent).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def identity(cfg: DictConfig, data_sha256: str) -> str:
+    """What makes two runs the same computation: resolved config + data + code."""
+    conf = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in NOT_IDENTITY}
+    blob = json.dumps({"config": conf, "data": data_sha256, "code": code_version()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def process_tags() -> dict[str, str]:
+    """Which process owns a RUNNING run, so a later sweep can tell a live run from one whose process died."""
+    return {"process.host": socket.gethostname(), "process.pid": str(os.getpid())}
+
+
+def is_orphaned(tags: dict[str, str]) -> bool:
+    """True for a run whose process was on this host and is gone (kill -9, power loss)."""
+    if tags.get("process.host") != socket.gethostname() or not tags.get("process.pid", "").isdigit():
+        return False
+    try:
+        os.kill(int(tags["process.pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def command_line() -> str:

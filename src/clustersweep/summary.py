@@ -1,0 +1,150 @@
+"""A sweep's (or an experiment's) report: one table of every run's params and metrics, plots of each metric
+against the swept parameters, and the best run by a label-free metric. Logged on a sweep's parent run and
+written by `scripts/compare.py` for any finished sweep or experiment.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from clustersweep import plots
+
+LOWER_IS_BETTER = {"inertia", "davies_bouldin", "reconstruction_mse", "noise_fraction"}
+SHOWN_METRICS = ["silhouette", "ari", "nmi", "purity", "acc_hungarian", "inertia", "n_clusters", "noise_fraction"]
+_NOT_SWEPT = ("estimator", "label", "experiment", "tracking.", "cache.", "sweep.", "dataset.files", "dataset.mirrors")
+
+
+def table(runs: list[Run], skipped_ids: set[str] = frozenset()) -> pd.DataFrame:
+    """One row per run: run_id, run_name, status, skipped, then its params and metrics by name."""
+    rows = []
+    for r in runs:
+        row = {
+            "run_id": r.info.run_id,
+            "run_name": r.info.run_name,
+            "status": r.info.status,
+            "skipped": r.info.run_id in skipped_ids,
+            "sweep.job": r.data.tags.get("sweep.job"),
+        }
+        row.update({f"param:{k}": v for k, v in r.data.params.items()})
+        row.update(r.data.metrics)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=["run_id", "run_name", "status", "skipped"])
+    df.columns = [c.removeprefix("param:") for c in df.columns]
+    for col in df.columns:
+        if col not in ("run_id", "run_name", "status", "skipped"):
+            converted = pd.to_numeric(df[col], errors="coerce")
+            if converted.notna().sum() == df[col].notna().sum():
+                df[col] = converted
+    return df
+
+
+def sweep_table(client: MlflowClient, parent_id: str) -> pd.DataFrame:
+    """The parent's children plus the earlier runs its skipped jobs stand for."""
+    parent = client.get_run(parent_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=50_000
+    )
+    skipped = {v for k, v in parent.data.tags.items() if k.startswith("skipped.")}
+    return table([*children, *(client.get_run(i) for i in sorted(skipped))], skipped)
+
+
+def experiment_table(client: MlflowClient, experiment: str) -> pd.DataFrame:
+    """Every run of an experiment that is not a sweep's parent."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ValueError(f"no experiment named {experiment!r}")
+    runs = client.search_runs([exp.experiment_id], max_results=50_000)
+    return table([r for r in runs if "sweep.overrides" not in r.data.tags])
+
+
+def swept(df: pd.DataFrame) -> list[str]:
+    """Params whose value differs between runs (short keys only: `reducer.k`, not its estimator copy).
+
+    Params have dotted names (`clusterer.K`); metrics do not (`nmi`).
+    """
+    params = [c for c in df.columns if "." in c and not any(s in c for s in _NOT_SWEPT)]
+    return [c for c in params if df[c].astype(str).nunique(dropna=False) > 1]
+
+
+def best(df: pd.DataFrame, metric: str) -> pd.Series | None:
+    ok = df[(df.status == "FINISHED")] if "status" in df else df
+    if metric not in ok or ok[metric].notna().sum() == 0:
+        return None
+    idx = ok[metric].idxmin() if metric in LOWER_IS_BETTER else ok[metric].idxmax()
+    return ok.loc[idx]
+
+
+def figures(df: pd.DataFrame, select_by: str) -> dict[str, object]:
+    """Each metric against each swept numeric param (a line per other choice), and a heatmap over two."""
+    df = df[df.status == "FINISHED"]
+    params = swept(df)
+    numeric = [p for p in params if pd.api.types.is_numeric_dtype(df[p])]
+    metrics = [m for m in dict.fromkeys([select_by, *SHOWN_METRICS]) if m in df and df[m].notna().any()]
+    figs: dict[str, object] = {}
+    for x in numeric:
+        others = [p for p in params if p != x]
+        data = df.assign(choice=_choice_label(df, others)) if others else df
+        for m in metrics:
+            figs[f"{m}_vs_{x}"] = plots.metric_vs_param(
+                data,
+                x,
+                m,
+                "choice" if others else None,
+                f"{m} vs {x}" + (f" (a line per {', '.join(others)})" if others else ""),
+            )
+    if len(params) >= 2 and select_by in metrics:
+        x, y = (numeric + [p for p in params if p not in numeric])[:2]
+        cells = df.groupby([x, y], dropna=False)[select_by]
+        agg = (cells.min() if select_by in LOWER_IS_BETTER else cells.max()).reset_index()
+        extra = [p for p in params if p not in (x, y)]
+        title = f"{select_by} over {x} × {y}" + (f" (best over {', '.join(extra)})" if extra else "")
+        figs[f"heatmap_{select_by}"] = plots.heatmap(agg, x, y, select_by, title)
+    return figs
+
+
+def _choice_label(df: pd.DataFrame, cols: list[str]) -> pd.Series:
+    return df[cols].astype(str).apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)
+
+
+def printable(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
+    """The columns a person compares: name, status, swept params, the shown metrics; best first."""
+    cols = ["run_name", "status", *swept(df), *[m for m in dict.fromkeys([select_by, *SHOWN_METRICS]) if m in df]]
+    out = df[[c for c in cols if c in df]].copy()
+    if "skipped" in df and df.skipped.any():
+        out.insert(2, "skipped", df.skipped)
+    if select_by in out:
+        out = out.sort_values(select_by, ascending=select_by in LOWER_IS_BETTER, na_position="last")
+    return out.reset_index(drop=True)
+
+
+def write_report(df: pd.DataFrame, select_by: str, out: Path, embed_plotlyjs: bool = False) -> list[Path]:
+    """summary.csv + one HTML per figure into `out`; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "summary.csv"]
+    df.to_csv(written[0], index=False)
+    for name, fig in figures(df, select_by).items():
+        written.append(plots.write_html(fig, out / f"{name}.html", embed_plotlyjs))
+    return written
+
+
+def log_report(client: MlflowClient, parent_id: str, df: pd.DataFrame, select_by: str) -> None:
+    """The report as the parent's `summary/` artifacts, the best run as its tags and metrics."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_report(df, select_by, Path(tmp))
+        client.log_artifacts(parent_id, tmp, "summary")
+    top = best(df, select_by)
+    if top is None:
+        return
+    client.set_tag(parent_id, "best.run_id", top.run_id)
+    client.set_tag(parent_id, "best.run_name", top.run_name)
+    client.set_tag(parent_id, "best.selected_by", select_by)
+    for m in dict.fromkeys([select_by, "ari", "nmi", "purity", "acc_hungarian"]):
+        if m in top and pd.notna(top[m]):
+            client.log_metric(parent_id, f"best_{m}", float(top[m]))

@@ -1,0 +1,295 @@
+"""Sweeps: a Hydra multirun is one MLflow parent run with a child run per job.
+
+- The parent is opened by `SweepCallback.on_multirun_start` and always closed: by `on_multirun_end`
+  (FINISHED, or FAILED when a job failed), or by `cli.guarded` through `abort()` on Ctrl-C or a crash.
+- A job never raises into Hydra (which would stop the sweep and skip `on_multirun_end`): its failure
+  is recorded on its child run (FAILED, tag `error`, artifact `error.txt`) and the next job runs.
+- A job whose identity (resolved config + data sha256 + code version) already FINISHED in the
+  experiment is skipped and listed; runs left RUNNING by a dead process are marked KILLED and redone.
+The parent, the total job count and the sweep's start reach the jobs through environment variables,
+which launcher processes (joblib) inherit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
+
+from clustersweep import summary, tracking
+from clustersweep.cli import USER_ERRORS, fail, one_line
+from clustersweep.config import ConfigError
+from clustersweep.pipeline import execute, prepare, run_name
+
+ENV_PARENT, ENV_TOTAL, ENV_START = "CLUSTERSWEEP_PARENT_RUN", "CLUSTERSWEEP_SWEEP_TOTAL", "CLUSTERSWEEP_SWEEP_START"
+DONE = RunStatus.to_string(RunStatus.FINISHED)
+
+
+@dataclass
+class Outcome:
+    """How the last sweep of this process ended; `cli.guarded` turns failures into a non-zero exit."""
+
+    finished: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        text = f"{len(self.finished)} finished, {len(self.failed)} failed"
+        if self.failed:
+            text += ": " + ", ".join(self.failed)
+        return text + (f"; {len(self.skipped)} skipped (already finished)" if self.skipped else "")
+
+
+_open: dict[str, str] = {}  # the parent run this process opened: {"run_id", "uri"}
+last_outcome: Outcome | None = None
+
+
+def in_multirun() -> bool:
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def job_overrides(config: DictConfig) -> list[list[str]]:
+    """Every job's overrides for the basic (grid) sweeper; [] for other sweepers (counts unknown)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    if not config.hydra.sweeper._target_.endswith("BasicSweeper"):
+        return []
+    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    parsed = parser.parse_overrides([*params, *config.hydra.overrides.task])
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def check_jobs_compose(config: DictConfig, jobs: list[list[str]]) -> None:
+    """Compose every job before anything runs: a key missing from one choice stops the sweep at once."""
+    loader = GlobalHydra.instance().config_loader()
+    for job in jobs:
+        try:
+            loader.load_sweep_config(config, list(job))
+        except USER_ERRORS as e:
+            raise ConfigError(
+                f"job [{' '.join(job)}] cannot be composed: {one_line(e)}. A key that only some choices have "
+                "cannot be swept across all of them: run one sweep per choice (see README, Sweeps)"
+            ) from None
+
+
+class SweepCallback(Callback):
+    """Opens the parent run before the first job and closes it, with the sweep's summary, after the last."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra turns a callback's exception into a warning and goes on; a sweep that cannot start must stop.
+        try:
+            self._start(config)
+        except USER_ERRORS as e:
+            fail(e)
+        except MlflowException as e:
+            fail(ConfigError(f"tracking store {tracking.tracking_uri(_app_config(config))} unusable: {one_line(e)}"))
+
+    def _start(self, config: DictConfig) -> None:
+        global last_outcome
+        last_outcome = None
+        jobs = job_overrides(config)
+        check_jobs_compose(config, jobs)
+        cfg = _app_config(config)
+        uri = tracking.tracking_uri(cfg)
+        exp_id = tracking.experiment_id(uri, cfg.tracking.experiment)
+        client = MlflowClient(uri)
+        reap_orphans(client, exp_id)
+        grammar = " ".join(config.hydra.overrides.task)
+        parent = client.create_run(
+            exp_id,
+            run_name=_sweep_name(grammar),
+            tags={
+                "sweep.overrides": grammar,
+                "sweep.dir": str(config.hydra.sweep.dir),
+                "sweep.jobs": str(len(jobs) or "unknown"),
+                "command": tracking.command_line(),
+                **tracking.git_state(),
+                **tracking.process_tags(),
+            },
+        )
+        _open.update(run_id=parent.info.run_id, uri=uri)
+        os.environ.update(
+            {ENV_PARENT: parent.info.run_id, ENV_TOTAL: str(len(jobs) or "?"), ENV_START: str(time.time())}
+        )
+        print(
+            f"sweep: {len(jobs) or '?'} jobs → parent run {parent.info.run_id} in experiment "
+            f"{cfg.tracking.experiment!r}",
+            flush=True,
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        close(_app_config(config).sweep.select_by)
+
+
+def _app_config(config: DictConfig) -> DictConfig:
+    """The application part of the multirun config (without `hydra`), resolved as a job would see it."""
+    cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    return cfg
+
+
+def _sweep_name(grammar: str) -> str:
+    name = f"sweep {grammar}" if grammar else "sweep"
+    return name if len(name) <= 200 else name[:199] + "…"
+
+
+def reap_orphans(client: MlflowClient, exp_id: str) -> list[str]:
+    """Mark KILLED the runs left RUNNING by a process that no longer exists (e.g. after kill -9)."""
+    reaped = []
+    for r in client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=5000):
+        if tracking.is_orphaned(r.data.tags):
+            client.set_tag(r.info.run_id, "error", "its process ended without closing the run (killed)")
+            client.set_terminated(r.info.run_id, "KILLED")
+            reaped.append(r.info.run_name)
+    if reaped:
+        print(f"sweep: marked {len(reaped)} orphaned run(s) KILLED: {', '.join(reaped)}", flush=True)
+    return reaped
+
+
+def close(select_by: str, status: str | None = None) -> Outcome | None:
+    """Summarize and close the parent this process opened; status None means FINISHED unless a job failed."""
+    global last_outcome
+    if not _open:
+        return None
+    parent, uri = _open.pop("run_id"), _open.pop("uri")
+    client = MlflowClient(uri)
+    final = status or "FINISHED"
+    try:
+        table = summary.sweep_table(client, parent)
+        done = table.status == DONE
+        last_outcome = Outcome(
+            finished=table.loc[done & ~table.skipped, "run_name"].tolist(),
+            failed=table.loc[~done, "run_name"].tolist(),
+            skipped=table.loc[table.skipped, "run_name"].tolist(),
+        )
+        final = status or ("FAILED" if last_outcome.failed else "FINISHED")
+        client.set_tag(parent, "sweep.outcome", last_outcome.line())
+        summary.log_report(client, parent, table, select_by)
+    except Exception as e:  # noqa: BLE001 - the parent is closed whatever the report does
+        print(f"sweep: could not write the summary: {one_line(e)}", file=sys.stderr, flush=True)
+    finally:
+        client.set_terminated(parent, final)
+        for key in (ENV_PARENT, ENV_TOTAL, ENV_START):
+            os.environ.pop(key, None)
+    if last_outcome is not None:
+        print(f"sweep {final.lower()}: {last_outcome.line()}", flush=True)
+    return last_outcome
+
+
+def abort(status: str) -> None:
+    """Close an open parent after Ctrl-C (KILLED) or a crash (FAILED); never raises."""
+    if not _open:
+        return
+    try:
+        close("silhouette", status)
+    except Exception as e:  # noqa: BLE001 - closing must not hide the original error
+        print(f"sweep: could not close the parent run: {one_line(e)}", file=sys.stderr)
+
+
+def job(cfg: DictConfig) -> None:
+    """One sweep job as a child run; records failures instead of raising (except Ctrl-C)."""
+    parent = os.environ.get(ENV_PARENT, "")
+    hc = HydraConfig.get()
+    num, total = hc.job.num, os.environ.get(ENV_TOTAL, "?")
+    label = _safe_name(cfg, hc)
+    head = f"[{num + 1}/{total}] {label}"
+    uri = tracking.tracking_uri(cfg) if "tracking" in cfg else tracking.DEFAULT_URI
+    client = MlflowClient(uri)
+    tags = {"mlflow.parentRunId": parent, "sweep.job": str(num)}
+    started = time.perf_counter()
+    try:
+        with threadpool_limits(limits=_threads_per_job(hc)):
+            prep = prepare(cfg)
+            done = None if cfg.sweep.rerun_finished else finished_twin(client, prep.experiment_id, prep.identity)
+            if done is not None:
+                client.set_tag(parent, f"skipped.{num}", done)
+                print(f"{head} … skipped: identical run {done} already finished", flush=True)
+                return
+            print(f"{head} … started", flush=True)
+            result = execute(prep, tags)
+    except KeyboardInterrupt:
+        print(f"{head} … killed", flush=True)
+        raise
+    except Exception as e:  # noqa: BLE001 - a failed job must not stop the sweep
+        _record_failure(client, cfg, tags, label, e)
+        print(f"{head} … FAILED: {one_line(e)}", flush=True)
+        return
+    took = time.perf_counter() - started
+    nmi = result.metrics.get("nmi")
+    print(
+        f"{head} … finished in {took:.1f} s" + (f", nmi {nmi:.2f}" if nmi is not None else "") + _eta(num, total),
+        flush=True,
+    )
+
+
+def finished_twin(client: MlflowClient, exp_id: str, identity: str) -> str | None:
+    """The id of a FINISHED run of the same computation in the experiment, if any."""
+    found = client.search_runs(
+        [exp_id], f"tags.`config.identity` = '{identity}' and attributes.status = 'FINISHED'", max_results=1
+    )
+    return found[0].info.run_id if found else None
+
+
+def _record_failure(client: MlflowClient, cfg: DictConfig, tags: dict[str, str], label: str, e: Exception) -> None:
+    """A job that failed before its run existed (bad value, missing data) still leaves a FAILED child."""
+    parent, num = tags["mlflow.parentRunId"], tags["sweep.job"]
+    mine = client.search_runs(
+        [client.get_run(parent).info.experiment_id],
+        f"tags.`mlflow.parentRunId` = '{parent}' and tags.`sweep.job` = '{num}'",
+        max_results=1,
+    )
+    if mine:  # pipeline.execute already marked it FAILED
+        return
+    run = client.create_run(
+        client.get_run(parent).info.experiment_id,
+        run_name=label,
+        tags={
+            **tags,
+            **tracking.process_tags(),
+            "error": one_line(e)[:5000],
+            "hydra.overrides": " ".join(HydraConfig.get().overrides.task),
+        },
+    )
+    client.log_text(run.info.run_id, traceback.format_exc(), "error.txt")
+    client.set_terminated(run.info.run_id, "FAILED")
+
+
+def _safe_name(cfg: DictConfig, hc: Any) -> str:
+    try:
+        return run_name(cfg)
+    except Exception:  # noqa: BLE001 - a broken config still needs a name for its FAILED run
+        return " ".join(hc.overrides.task) or f"job{hc.job.num}"
+
+
+def _threads_per_job(hc: Any) -> int | None:
+    """BLAS/OpenMP threads per job: the cores shared among parallel jobs (None: no limit)."""
+    n_jobs = hc.launcher.get("n_jobs") if "launcher" in hc else None
+    if not n_jobs:
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = cores if n_jobs < 0 else n_jobs
+    return max(1, cores // n_jobs)
+
+
+def _eta(num: int, total: str) -> str:
+    start = os.environ.get(ENV_START)
+    if not start or not total.isdigit():
+        return ""
+    done, left = num + 1, int(total) - num - 1
+    secs = (time.time() - float(start)) / done * left
+    return f" · ETA {int(secs // 60)}m{int(secs % 60):02d}s" if left > 0 else ""

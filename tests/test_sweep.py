@@ -1,0 +1,154 @@
+"""Sweeps: parent/child runs, failures that do not stop the sweep, resume, parallel jobs, summary, cache."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import ROOT, run_py
+from mlflow.tracking import MlflowClient
+
+GRID = [
+    "dataset=synthetic",
+    "reducer=pca,svd",
+    "reducer.k=4,8",
+    "clusterer.K=3",
+    "clusterer.n_init=2",
+    "metrics.silhouette_sample_size=200",
+    "plots.scatter_points=100",
+]
+
+
+def sweep_runs(store: str, experiment: str = "synthetic"):
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if "sweep.overrides" in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def test_grid_sweep_makes_a_parent_with_named_children_and_a_summary(store):
+    res = run_py("-m", *GRID, store=store)
+    assert res.returncode == 0, res.stderr
+    client, (parent,), children = sweep_runs(store)
+    assert parent.info.status == "FINISHED"
+    assert "reducer=pca,svd" in parent.data.tags["sweep.overrides"] and parent.data.tags["sweep.dir"]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert sorted(c.info.run_name for c in children) == [
+        "pca-k4-kmeans-K3",
+        "pca-k8-kmeans-K3",
+        "svd-k4-kmeans-K3",
+        "svd-k8-kmeans-K3",
+    ]
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert "[4/4]" in res.stdout and "4 finished, 0 failed" in res.stdout
+    files = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
+    assert "summary/summary.csv" in files and "summary/silhouette_vs_reducer.k.html" in files
+    assert "summary/heatmap_silhouette.html" in files
+    csv = Path(client.download_artifacts(parent.info.run_id, "summary/summary.csv", str(Path(store[10:]).parent)))
+    lines = csv.read_text().splitlines()
+    assert len(lines) == 5 and "silhouette" in lines[0] and "reducer.k" in lines[0]
+    assert parent.data.tags["best.selected_by"] == "silhouette"
+    assert parent.data.tags["best.run_id"] in {c.info.run_id for c in children}
+
+
+def test_a_failing_job_does_not_stop_the_sweep(store):
+    res = run_py("-m", "dataset=synthetic", "reducer.k=4", "clusterer.K=3,700,4", store=store)
+    assert res.returncode == 1
+    _, (parent,), children = sweep_runs(store)
+    status = {c.info.run_name: c.info.status for c in children}
+    assert status == {"pca-k4-kmeans-K3": "FINISHED", "pca-k4-kmeans-K700": "FAILED", "pca-k4-kmeans-K4": "FINISHED"}
+    failed = next(c for c in children if c.info.status == "FAILED")
+    assert "clusterer.K=700 is not allowed" in failed.data.tags["error"]
+    assert parent.info.status == "FAILED"
+    assert "2 finished, 1 failed: pca-k4-kmeans-K700" in res.stdout
+
+
+def test_rerun_skips_finished_jobs_and_rerun_finished_forces_them(store):
+    assert run_py("-m", *GRID, store=store).returncode == 0
+    again = run_py("-m", *GRID, store=store)
+    assert again.returncode == 0 and "0 finished, 0 failed; 4 skipped" in again.stdout
+    assert again.stdout.count("skipped: identical run") == 4
+    _, parents, children = sweep_runs(store)
+    assert len(parents) == 2 and len(children) == 4
+    newest = max(parents, key=lambda p: p.info.start_time)
+    assert sum(k.startswith("skipped.") for k in newest.data.tags) == 4
+    forced = run_py("-m", *GRID, "sweep.rerun_finished=true", store=store)
+    assert forced.returncode == 0 and "4 finished" in forced.stdout
+    assert len(sweep_runs(store)[2]) == 8
+
+
+def test_kill_9_then_rerun_finishes_exactly_the_missing_jobs(store, tmp_path):
+    grid = [
+        "dataset=synthetic",
+        "reducer=pca",
+        "reducer.k=4",
+        "clusterer.K=2,3,4,5,6,7",
+        "clusterer.n_init=20",
+        "metrics.silhouette_sample_size=200",
+    ]
+    out = tmp_path / "hydra"
+    cmd = [sys.executable, str(ROOT / "run.py"), "-m", *grid, f"tracking.uri={store}", f"hydra.sweep.dir={out}"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
+    seen = ""
+    deadline = time.time() + 120
+    while seen.count("finished in") < 2 and time.time() < deadline:
+        seen += proc.stdout.readline()
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _, _, before = sweep_runs(store)
+    assert 2 <= sum(c.info.status == "FINISHED" for c in before) < 6
+    res = run_py("-m", *grid, store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    _, parents, children = sweep_runs(store)
+    finished = [c.info.run_name for c in children if c.info.status == "FINISHED"]
+    assert sorted(finished) == sorted(f"pca-k4-kmeans-K{k}" for k in range(2, 8))  # all six, none twice
+    assert "RUNNING" not in {r.info.status for r in [*parents, *children]}
+
+
+def test_joblib_launcher_two_workers_one_store(store):
+    grid = [
+        "dataset=synthetic",
+        "reducer=pca,svd",
+        "reducer.k=4,8",
+        "clusterer.K=3,4",
+        "clusterer.n_init=2",
+        "metrics.silhouette_sample_size=200",
+        "plots.scatter_points=100",
+    ]
+    res = run_py("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *grid, store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "locked" not in res.stdout + res.stderr
+    _, (parent,), children = sweep_runs(store)
+    assert len(children) == 8 and {c.info.status for c in children} == {"FINISHED"}
+    assert len({c.data.tags["process.pid"] for c in children}) == 2  # two worker processes
+    assert parent.info.status == "FINISHED"
+
+
+def test_second_sweep_hits_the_reducer_cache(store):
+    first = ["dataset=synthetic", "reducer.k=4", "clusterer.K=3,4"]
+    assert run_py("-m", *first, store=store).returncode == 0
+    _, _, children = sweep_runs(store)
+    assert sorted(c.data.tags["cache.reducer"] for c in children) == ["hit", "miss"]  # one fit, two runs
+    assert run_py("-m", "dataset=synthetic", "reducer.k=4", "clusterer.K=5", store=store).returncode == 0
+    _, _, children = sweep_runs(store)
+    newest = max(children, key=lambda c: c.info.start_time)
+    assert newest.info.run_name == "pca-k4-kmeans-K5" and newest.data.tags["cache.reducer"] == "hit"
+
+
+def test_a_key_missing_from_one_choice_is_refused_before_any_job(store):
+    res = run_py("-m", "dataset=synthetic", "clusterer=kmeans,dbscan", "clusterer.K=3,4", store=store)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot be composed" in lines[0] and "clusterer.K" in lines[0]
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name("synthetic")
+    assert exp is None or client.search_runs([exp.experiment_id]) == []
