@@ -57,7 +57,7 @@ def main() -> int:
     p.add_argument("--tracking-uri", default=None, help="store holding the run (default: the project's)")
     p.add_argument("--tol", type=float, default=1e-9, help="relative/absolute tolerance (default 1e-9)")
     args = p.parse_args()
-    uri = args.tracking_uri or tracking.tracking_uri(OmegaConf.create({"tracking": {"uri": None}}))
+    uri = args.tracking_uri or tracking.tracking_uri(tracking.default_cfg())
     try:
         if Path(args.source).is_file():
             cfg, old = OmegaConf.load(args.source), {}

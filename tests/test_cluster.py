@@ -1,7 +1,8 @@
 import numpy as np
+import pytest
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans
 
-from clustersweep.cluster import NOISE, assign, fit
+from clustersweep.cluster import NOISE, KDistanceDBSCAN, assign, fit, knee
 
 
 def test_kmeans_uses_predict():
@@ -28,3 +29,20 @@ def test_no_predict_falls_back_to_nearest_train_point():
     agg = AgglomerativeClustering(2)
     labels = fit(agg, Z)
     assert list(assign(agg, Z, labels, np.array([[9.0], [1.0]]))) == [labels[2], labels[0]]
+
+
+def test_kdistance_dbscan_takes_eps_from_a_percentile_or_the_knee():
+    rng = np.random.RandomState(0)
+    Z = np.vstack([rng.normal(0, 0.1, (100, 2)), rng.normal(5, 0.1, (100, 2)), rng.uniform(-10, 15, (10, 2))])
+    pct = KDistanceDBSCAN(eps_percentile=90, min_samples=5, random_state=0).fit(Z)
+    assert pct.eps_ == pytest.approx(np.percentile(pct.kdist_, 90))
+    assert len(pct.kdist_) == len(Z) and np.all(np.diff(pct.kdist_) >= 0)
+    auto = KDistanceDBSCAN(eps="auto", min_samples=5).fit(Z)
+    assert set(auto.labels_[:200]) == {0, 1}  # the knee separates the two blobs from the scattered points
+    fixed = KDistanceDBSCAN(eps=0.3, min_samples=5).fit(Z)
+    assert fixed.eps_ == 0.3 and list(assign(fixed, Z, fixed.labels_, np.array([[5.0, 5.0]]))) == [fixed.labels_[150]]
+
+
+def test_knee_of_a_hockey_stick():
+    curve = np.concatenate([np.linspace(0, 1, 90), np.linspace(1, 20, 10)])
+    assert knee(curve) == pytest.approx(1.0, abs=0.3)

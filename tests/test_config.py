@@ -2,6 +2,7 @@
 
 import pytest
 from hydra.utils import instantiate
+from sklearn.base import BaseEstimator
 
 from clustersweep.config import ConfigError, validate
 from clustersweep.pipeline import run_name
@@ -13,7 +14,7 @@ def test_every_choice_composes_validates_and_builds_the_sklearn_class(make_cfg, 
     cfg = make_cfg(f"reducer={reducer}", f"clusterer={clusterer}")
     validate(cfg)
     est = instantiate(cfg.clusterer.estimator)
-    assert type(est).__module__.startswith("sklearn.")
+    assert isinstance(est, BaseEstimator) and isinstance(instantiate(cfg.reducer.estimator), BaseEstimator)
 
 
 def test_defaults_are_the_notebook_settings(make_cfg):
@@ -43,6 +44,9 @@ def test_short_names_feed_the_estimator(make_cfg):
         (["clusterer.n_init=0"], "clusterer.n_init=0"),
         (["clusterer=dbscan", "clusterer.eps=0"], "clusterer.eps=0 is not allowed: expected a number > 0"),
         (["clusterer=dbscan", "clusterer.eps=-1.5"], "clusterer.eps=-1.5"),
+        (["clusterer=dbscan", "clusterer.eps=wide"], "expected a number > 0 or 'auto'"),
+        (["clusterer=dbscan", "clusterer.eps_percentile=0"], "expected null (all) or a percentile in (0, 100]"),
+        (["clusterer.n_fit=1"], "clusterer.n_fit=1 is not allowed"),
         (["clusterer=dbscan", "clusterer.min_samples=0"], "clusterer.min_samples=0 is not allowed"),
         (["dataset.n_train=-5"], "dataset.n_train=-5 is not allowed: expected null (all) or an integer in 4..600"),
         (["dataset.n_test=100000"], "dataset.n_test=100000"),

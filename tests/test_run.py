@@ -63,9 +63,20 @@ def test_run_logs_params_metrics_tags_artifacts_and_name(store):
     top = {a.path for a in client.list_artifacts(r.info.run_id)}
     assert {"config.yaml", "overrides.yaml", "plots"} <= top
     html = {a.path for a in client.list_artifacts(r.info.run_id, "plots")}
-    assert html == {
-        f"plots/{n}.html" for n in ("contingency_counts", "contingency_fraction", "cluster_scatter", "centroids")
-    }
+    expected = [
+        "contingency_counts",
+        "contingency_fraction",
+        "cluster_purity",
+        "best_cluster_recall",
+        "cluster_scatter",
+        "class_scatter_2d",
+        "class_scatter_3d",
+        "reconstructions",
+        "explained_variance",
+        "centroids",
+    ]
+    assert html == {f"plots/{n}.html" for n in expected}
+    assert "spectrum.json" in top and r.data.metrics["k95"] > 8
     page = Path(client.download_artifacts(r.info.run_id, "plots/contingency_counts.html", str(Path(store[10:]).parent)))
     text = page.read_text()
     assert "North" in text and "cdn.plot.ly" in text and len(text) < 200_000  # class names; plotly.js not embedded

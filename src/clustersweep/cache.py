@@ -1,13 +1,15 @@
-"""The shared-stage cache: a reducer is fitted once per (data, subsample, seed, reducer config) and its
-embeddings reused by every later run and sweep that needs them.
+"""The shared-stage cache: work that depends only on the data and a stage's config is done once and reused by
+every later run and sweep — the fitted reducer with its train/test embeddings, and the data's PCA spectrum.
 
 On disk with joblib.Memory (atomic writes, safe for parallel jobs), under `cache.dir`, by default a
-`cache/` folder beside a SQLite tracking store or `~/.cache/clustersweep/stages` otherwise.
+`cache/` folder beside a SQLite tracking store or `~/.cache/clustersweep/stages` otherwise. The key is the
+data's sha256, the subsample, the seed and the stage's resolved config — never where the files were found.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import numpy as np
 from hydra.utils import instantiate
 from joblib import Memory
 from omegaconf import DictConfig, OmegaConf
+from sklearn.decomposition import PCA
 
 from clustersweep import reduce
 from clustersweep.data import load
@@ -30,28 +33,37 @@ def cache_dir(cfg: DictConfig, uri: str) -> Path:
 
 
 def _fit_reducer(
-    estimator: dict, n_train: int | None, n_test: int | None, seed: int, data_sha256: str, dataset: dict
+    estimator: dict, data_sha256: str, n_train: int | None, n_test: int | None, seed: int, dataset: dict
 ) -> tuple[Any, np.ndarray, np.ndarray]:
-    """Everything but `dataset` (where to find the files) is the cache key; the data is named by its sha256."""
     data = load(OmegaConf.create(dataset), seed)
     reducer = instantiate(estimator)
     Z_train, Z_test = reduce.fit_transform(reducer, data.X_train, data.X_test)
     return reducer, Z_train, Z_test
 
 
+def _spectrum(data_sha256: str, n_train: int | None, n_test: int | None, seed: int, dataset: dict) -> np.ndarray:
+    """Explained-variance ratio of every principal component of train (the exact covariance solver)."""
+    data = load(OmegaConf.create(dataset), seed)
+    return PCA(svd_solver="covariance_eigh").fit(data.X_train).explained_variance_ratio_
+
+
+def _cached(cfg: DictConfig, uri: str, func: Callable, *key: Any) -> tuple[Any, bool]:
+    """func(*key, n_train, n_test, seed, dataset) through the cache; returns (value, whether it was cached)."""
+    ds = OmegaConf.to_container(cfg.dataset, resolve=True)
+    args = (*key, ds["n_train"], ds["n_test"], cfg.seed)
+    if not cfg.cache.enabled:
+        return func(*args, ds), False
+    memo = Memory(cache_dir(cfg, uri), verbose=0).cache(func, ignore=["dataset"])
+    hit = memo.check_call_in_cache(*args, ds)
+    return memo(*args, ds), hit
+
+
 def fit_reducer(cfg: DictConfig, data_sha256: str, uri: str) -> tuple[Any, np.ndarray, np.ndarray, bool]:
     """(fitted reducer, Z_train, Z_test, whether the cache had it)."""
-    ds = OmegaConf.to_container(cfg.dataset, resolve=True)
-    args = (
-        OmegaConf.to_container(cfg.reducer.estimator, resolve=True),
-        ds["n_train"],
-        ds["n_test"],
-        cfg.seed,
-        data_sha256,
-        ds,
-    )
-    if not cfg.cache.enabled:
-        return (*_fit_reducer(*args), False)
-    cached = Memory(cache_dir(cfg, uri), verbose=0).cache(_fit_reducer, ignore=["dataset"])
-    hit = cached.check_call_in_cache(*args)
-    return (*cached(*args), hit)
+    estimator = OmegaConf.to_container(cfg.reducer.estimator, resolve=True)
+    (reducer, Z_train, Z_test), hit = _cached(cfg, uri, _fit_reducer, estimator, data_sha256)
+    return reducer, Z_train, Z_test, hit
+
+
+def spectrum(cfg: DictConfig, data_sha256: str, uri: str) -> np.ndarray:
+    return _cached(cfg, uri, _spectrum, data_sha256)[0]

@@ -8,9 +8,13 @@ gives a test point the label of its nearest train point.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
-from sklearn.base import ClusterMixin
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import DBSCAN
 from sklearn.neighbors import NearestNeighbors
+from sklearn.utils._param_validation import Interval, StrOptions
 
 NOISE = -1
 
@@ -26,7 +30,7 @@ def assign(clusterer: ClusterMixin, Z_train: np.ndarray, train_labels: np.ndarra
         return np.asarray(clusterer.predict(Z_test))
     core = getattr(clusterer, "core_sample_indices_", None)
     if core is not None:
-        ref, radius = Z_train[core], float(clusterer.eps)
+        ref, radius = Z_train[core], float(getattr(clusterer, "eps_", clusterer.eps))
         ref_labels = train_labels[core]
     else:
         ref, radius, ref_labels = Z_train, np.inf, train_labels
@@ -34,3 +38,65 @@ def assign(clusterer: ClusterMixin, Z_train: np.ndarray, train_labels: np.ndarra
         return np.full(len(Z_test), NOISE)
     dist, idx = NearestNeighbors(n_neighbors=1).fit(ref).kneighbors(Z_test)
     return np.where(dist[:, 0] <= radius, ref_labels[idx[:, 0]], NOISE)
+
+
+def k_distances(X: np.ndarray, k: int, sample: int | None, seed: int | None) -> np.ndarray:
+    """Sorted distance of each point (of a seeded sample) to its k-th nearest neighbour, itself counted first:
+    DBSCAN's core condition with min_samples=k, and the notebook's k-distance curve."""
+    if sample is not None and sample < len(X):
+        X = X[np.random.RandomState(seed).permutation(len(X))[:sample]]
+    dist, _ = NearestNeighbors(n_neighbors=min(k, len(X))).fit(X).kneighbors(X)
+    return np.sort(dist[:, -1])
+
+
+def knee(curve: np.ndarray) -> float:
+    """The value where a sorted curve bends most: farthest from the chord between its ends (Kneedle)."""
+    x = np.linspace(0.0, 1.0, len(curve))
+    span = curve[-1] - curve[0]
+    y = (curve - curve[0]) / span if span > 0 else np.zeros_like(curve)
+    return float(curve[int(np.argmax(x - y))])
+
+
+class KDistanceDBSCAN(ClusterMixin, BaseEstimator):
+    """DBSCAN whose eps can come from the data: a percentile of the k-distance curve (the notebook's
+    method) or its knee (eps='auto'); a number is used as given. After fit: `eps_` (used), `kdist_`
+    (the curve), and DBSCAN's `labels_`, `core_sample_indices_`, `components_`."""
+
+    _parameter_constraints: dict = {
+        "eps": [Interval(Real, 0.0, None, closed="neither"), StrOptions({"auto"})],
+        "eps_percentile": [Interval(Real, 0.0, 100.0, closed="right"), None],
+        "min_samples": [Interval(Integral, 1, None, closed="left")],
+        "kdist_sample": [Interval(Integral, 2, None, closed="left"), None],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        eps: float | str = 0.5,
+        *,
+        eps_percentile: float | None = None,
+        min_samples: int = 5,
+        kdist_sample: int | None = 10_000,
+        n_jobs: int | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.eps = eps
+        self.eps_percentile = eps_percentile
+        self.min_samples = min_samples
+        self.kdist_sample = kdist_sample
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: object = None) -> KDistanceDBSCAN:
+        self._validate_params()
+        self.kdist_ = k_distances(X, self.min_samples, self.kdist_sample, self.random_state)
+        if self.eps_percentile is not None:
+            self.eps_ = float(np.percentile(self.kdist_, self.eps_percentile))
+        elif self.eps == "auto":
+            self.eps_ = knee(self.kdist_)
+        else:
+            self.eps_ = float(self.eps)
+        db = DBSCAN(eps=max(self.eps_, np.finfo(float).tiny), min_samples=self.min_samples, n_jobs=self.n_jobs).fit(X)
+        self.labels_, self.core_sample_indices_, self.components_ = db.labels_, db.core_sample_indices_, db.components_
+        return self

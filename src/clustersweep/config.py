@@ -18,6 +18,16 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 
+def _eps_label(eps: Any, percentile: Any) -> str:
+    """Run-name part of a DBSCAN config: `p90` when eps comes from a percentile, else `eps8.0` / `epsauto`."""
+    if percentile is None:
+        return f"eps{eps}"
+    return f"p{percentile:g}" if isinstance(percentile, int | float) else f"p{percentile}"
+
+
+OmegaConf.register_new_resolver("cs.eps_label", _eps_label, replace=True)
+
+
 class ConfigError(ValueError):
     """A config value that cannot run; the message is one line for the user."""
 
@@ -60,6 +70,15 @@ def _positive(v: Any) -> str | None:
     return None if ok else "a number > 0"
 
 
+def _positive_or_auto(v: Any) -> str | None:
+    return None if v == "auto" or _positive(v) is None else "a number > 0 or 'auto'"
+
+
+def _percentile(v: Any) -> str | None:
+    ok = isinstance(v, Real) and not isinstance(v, bool) and 0 < v <= 100
+    return None if ok else "a percentile in (0, 100]"
+
+
 def _optional(check: Check) -> Check:
     def opt(v: Any) -> str | None:
         why = None if v is None else check(v)
@@ -78,7 +97,9 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "reducer.k": _int_in(1, lim.n_features, " (the number of pixel features)"),
         "clusterer.K": _int_in(2, lim.n_train, " (at most the number of train samples)"),
         "clusterer.n_init": _int_in(1),
-        "clusterer.eps": _positive,
+        "clusterer.eps": _positive_or_auto,
+        "clusterer.eps_percentile": _optional(_percentile),
+        "clusterer.n_fit": _optional(_int_in(2, lim.n_train, " (at most the number of train samples)")),
         "clusterer.min_samples": _int_in(1, lim.n_train, " (at most the number of train samples)"),
         "metrics.silhouette_sample_size": _int_in(2),
         "plots.scatter_points": _int_in(1),
@@ -103,7 +124,7 @@ def validate(cfg: DictConfig) -> None:
         build(cfg[group].estimator, group)
 
 
-_DESCRIPTIVE = {"name", "label", "estimator"}
+_DESCRIPTIVE = {"name", "label", "estimator", "n_fit"}  # keys that describe or steer the stage, not the estimator
 
 
 def _check_keys_used(node: DictConfig, group: str) -> None:

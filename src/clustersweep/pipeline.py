@@ -118,74 +118,145 @@ def execute(prep: Prepared, tags: dict[str, str] | None = None) -> RunResult:
     return RunResult(active.info.run_id, name, {**scores, **watch.times}, skipped)
 
 
+@dataclass
+class Fitted:
+    """What one run computed, for its metrics and plots."""
+
+    reducer: object
+    clusterer: object
+    Z_train: np.ndarray
+    Z_test: np.ndarray
+    fit_idx: np.ndarray  # the train rows the clusterer was fitted on (all, or a seeded subsample)
+    fit_clusters: np.ndarray
+    test_clusters: np.ndarray
+    evr: np.ndarray | None  # explained-variance ratio of every principal component of train
+
+
+def fit_rows(n_fit: int | None, n: int, seed: int) -> np.ndarray:
+    """The train rows the clusterer is fitted on: all, or a seeded random subsample (`clusterer.n_fit`)."""
+    if n_fit is None or n_fit >= n:
+        return np.arange(n)
+    return np.sort(np.random.RandomState(seed).choice(n, n_fit, replace=False))
+
+
+def k95(evr: np.ndarray) -> int:
+    """Components needed to explain 95% of the variance."""
+    return int(np.searchsorted(np.cumsum(evr), 0.95) + 1)
+
+
 def _fit_and_log(
     cfg: DictConfig, data: Dataset, clusterer, watch: Stopwatch, overrides: list[str]
 ) -> tuple[dict[str, float], dict[str, str]]:
+    uri = tracking.tracking_uri(cfg)
     with watch("reduce"):
-        reducer, Z_train, Z_test, hit = cache.fit_reducer(cfg, data.sha256, tracking.tracking_uri(cfg))
+        reducer, Z_train, Z_test, hit = cache.fit_reducer(cfg, data.sha256, uri)
+        has_spectrum = reduce.explained_variance(reducer) is not None
+        evr = cache.spectrum(cfg, data.sha256, uri) if has_spectrum else None
     mlflow.set_tag("cache.reducer", "hit" if hit else "miss")
+    idx = fit_rows(cfg.clusterer.get("n_fit"), len(Z_train), cfg.seed)
     with watch("cluster"):
-        train_clusters = cluster.fit(clusterer, Z_train)
+        fit_clusters = cluster.fit(clusterer, Z_train[idx])
     with watch("assign"):
-        test_clusters = cluster.assign(clusterer, Z_train, train_clusters, Z_test)
+        test_clusters = cluster.assign(clusterer, Z_train[idx], fit_clusters, Z_test)
+    f = Fitted(reducer, clusterer, Z_train, Z_test, idx, fit_clusters, test_clusters, evr)
     with watch("metrics"):
         m, skipped = metrics.score(
-            data.y_train,
-            train_clusters,
+            data.y_train[idx],
+            fit_clusters,
             data.y_test,
             test_clusters,
-            Z_train,
+            Z_train[idx],
             cfg.metrics.silhouette_sample_size,
             cfg.seed,
         )
         extra = {
             "inertia": getattr(clusterer, "inertia_", None),
+            "eps": getattr(clusterer, "eps_", None),
             "explained_variance": reduce.explained_variance(reducer),
+            "k95": None if evr is None else k95(evr),
             "reconstruction_mse": reduce.reconstruction_mse(reducer, data.X_test, Z_test),
+            "n_fit": len(idx),
         }
         m.update({k: float(v) for k, v in extra.items() if v is not None})
     mlflow.log_metrics(m)
     mlflow.set_tags({f"skipped.{k}": why for k, why in skipped.items()})
     mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(overrides)), "overrides.yaml")
+    own_evr = getattr(reducer, "explained_variance_ratio_", None)
+    if own_evr is not None:  # the sweep report compares reducers' spectra (PCA vs SVD)
+        mlflow.log_dict({"explained_variance_ratio": [float(v) for v in own_evr]}, "spectrum.json")
     if cfg.plots.enabled:
         with watch("plots"), tempfile.TemporaryDirectory() as tmp:
-            for fname, fig in _figures(cfg, data, reducer, clusterer, Z_train, train_clusters, test_clusters).items():
+            for fname, fig in figures(cfg, data, f).items():
                 plots.write_html(fig, Path(tmp) / f"{fname}.html", cfg.plots.embed_plotlyjs)
             mlflow.log_artifacts(tmp, "plots")
     return m, skipped
 
 
-def _figures(cfg, data: Dataset, reducer, clusterer, Z_train, train_clusters, test_clusters) -> dict:
-    names = list(data.class_names)
-    counts, frac = plots.contingency_heatmaps(data.y_test, test_clusters, names)
-    figs = {
+def figures(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, object]:
+    """Every plot of one run: reduction (Phase 2) and clustering (Phase 3) of the notebook."""
+    names, shape = list(data.class_names), tuple(data.image_shape)
+    Z_fit = f.Z_train[f.fit_idx]
+    n, seed = cfg.plots.scatter_points, cfg.seed
+    counts, frac = plots.contingency_heatmaps(data.y_test, f.test_clusters, names)
+    figs: dict[str, object] = {
         "contingency_counts": counts,
         "contingency_fraction": frac,
+        "cluster_purity": plots.cluster_purity(data.y_test, f.test_clusters, names),
+        "best_cluster_recall": plots.best_cluster_recall(data.y_test, f.test_clusters, names),
         "cluster_scatter": plots.cluster_scatter(
-            Z_train,
-            train_clusters,
-            cfg.plots.scatter_points,
-            cfg.seed,
-            f"Clusters on the first two components of {cfg.reducer.name} (train sample)",
+            Z_fit, f.fit_clusters, n, seed, f"Clusters on the first two components of {cfg.reducer.name} (train)"
         ),
     }
-    centers = getattr(clusterer, "cluster_centers_", None)
-    images = reduce.reconstruct(reducer, centers) if centers is not None else None
-    ks = np.arange(len(images)) if images is not None else np.unique(train_clusters[train_clusters != metrics.NOISE])
-    if images is None:  # no centers to invert: the mean image of each cluster's members
-        images = np.stack([data.X_train[train_clusters == k].mean(axis=0) for k in ks]) if len(ks) else None
-    if images is not None:
-        table, classes, found = metrics.contingency(data.y_train, train_clusters)
-        titles = []
-        for k in ks:
-            col = table[:, found == k][:, 0] if (found == k).any() else np.zeros(len(classes))
-            top = int(col.argmax())
-            share = col[top] / max(col.sum(), 1)
-            titles.append(f"C{k}: {names[classes[top]]} {share:.0%}")
+    if cfg.reducer.name != "none":
+        space = f"{cfg.reducer.name} k={f.Z_train.shape[1]}"
+        figs["class_scatter_2d"] = plots.class_scatter_2d(
+            f.Z_train, data.y_train, names, n, seed, f"{space}: first two components by true class (train)"
+        )
+        figs["class_scatter_3d"] = plots.class_scatter_3d(
+            f.Z_train, data.y_train, names, n, seed, f"{space}: first three components by true class (train)"
+        )
+        first = [int(np.flatnonzero(data.y_test == c)[0]) for c in np.unique(data.y_test)]
+        rec = reduce.reconstruct(f.reducer, f.Z_test[first])
+        if rec is not None:
+            figs["reconstructions"] = plots.reconstructions(
+                data.X_test[first],
+                {f.Z_train.shape[1]: np.clip(rec, 0, 1)},
+                [names[data.y_test[i]] for i in first],
+                shape,
+            )
+    if f.evr is not None:
+        figs["explained_variance"] = plots.explained_variance(
+            f.evr, k95(f.evr), f"PCA spectrum of train: 95% of the variance at k={k95(f.evr)}"
+        )
+    kdist = getattr(f.clusterer, "kdist_", None)
+    if kdist is not None:
+        figs["k_distance"] = plots.k_distance(kdist, f.clusterer.eps_, f.clusterer.min_samples)
+    centroids = _centroids(data, f)
+    if centroids is not None:
         figs["centroids"] = plots.image_grid(
-            np.clip(images, 0, 1).reshape(-1, *data.image_shape),
-            titles,
+            centroids[0].reshape(-1, *shape),
+            centroids[1],
             "Cluster centroids as images (title: majority train class and its share)",
         )
     return figs
+
+
+def _centroids(data: Dataset, f: Fitted) -> tuple[np.ndarray, list[str]] | None:
+    """K-Means centers mapped back to pixels; without centers, each cluster's mean image. Titled by majority."""
+    centers = getattr(f.clusterer, "cluster_centers_", None)
+    images = reduce.reconstruct(f.reducer, centers) if centers is not None else None
+    found = np.unique(f.fit_clusters[f.fit_clusters != metrics.NOISE])
+    ks = np.arange(len(images)) if images is not None else found
+    if images is None:
+        if not len(ks):
+            return None
+        X_fit = data.X_train[f.fit_idx]
+        images = np.stack([X_fit[f.fit_clusters == k].mean(axis=0) for k in ks])
+    table, classes, labels = metrics.contingency(data.y_train[f.fit_idx], f.fit_clusters)
+    titles = []
+    for k in ks:
+        col = table[:, labels == k][:, 0] if (labels == k).any() else np.zeros(len(classes), dtype=int)
+        top = int(col.argmax())
+        titles.append(f"C{k}: {data.class_names[classes[top]]} {col[top] / max(col.sum(), 1):.0%}")
+    return np.clip(images, 0, 1), titles

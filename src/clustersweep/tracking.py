@@ -29,6 +29,11 @@ def tracking_uri(cfg: DictConfig) -> str:
     return cfg.tracking.get("uri") or DEFAULT_URI
 
 
+def default_cfg() -> DictConfig:
+    """The tracking part of the config for scripts that run outside Hydra (uri from the environment)."""
+    return OmegaConf.create({"tracking": {"uri": os.environ.get("MLFLOW_TRACKING_URI")}})
+
+
 def artifact_root(uri: str) -> str | None:
     """Artifacts of a SQLite store live beside its database; a server decides for itself."""
     parsed = urlparse(uri)
