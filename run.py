@@ -3,18 +3,23 @@
 import hydra
 from omegaconf import DictConfig
 
-from clustersweep import sweep
+from clustersweep import eda, notebook, sweep
 from clustersweep.cli import guarded, user_errors
+from clustersweep.config import ConfigError
 from clustersweep.pipeline import run
+
+TASKS = {"cluster": run, "eda": eda.run, "notebook": notebook.run}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     if sweep.in_multirun():
         sweep.job(cfg)  # a child run; a failure is recorded, not raised
-    else:
-        with user_errors():
-            run(cfg)
+        return
+    with user_errors():
+        if cfg.task not in TASKS:
+            raise ConfigError(f"task={cfg.task!r} is not allowed: expected one of {', '.join(TASKS)}")
+        TASKS[cfg.task](cfg)
 
 
 if __name__ == "__main__":

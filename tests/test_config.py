@@ -46,7 +46,7 @@ def test_short_names_feed_the_estimator(make_cfg):
         (["clusterer=dbscan", "clusterer.eps=-1.5"], "clusterer.eps=-1.5"),
         (["clusterer=dbscan", "clusterer.eps=wide"], "expected a number > 0 or 'auto'"),
         (["clusterer=dbscan", "clusterer.eps_percentile=0"], "expected null (all) or a percentile in (0, 100]"),
-        (["clusterer.n_fit=1"], "clusterer.n_fit=1 is not allowed"),
+        (["clusterer.n_fit=1"], "clusterer.n_fit=1 is not allowed: expected null (all) or an integer ≥ 2"),
         (["clusterer=dbscan", "clusterer.min_samples=0"], "clusterer.min_samples=0 is not allowed"),
         (["dataset.n_train=-5"], "dataset.n_train=-5 is not allowed: expected null (all) or an integer in 4..600"),
         (["dataset.n_test=100000"], "dataset.n_test=100000"),

@@ -148,7 +148,7 @@ def test_a_key_missing_from_one_choice_is_refused_before_any_job(store):
     res = run_py("-m", "dataset=synthetic", "clusterer=kmeans,dbscan", "clusterer.K=3,4", store=store)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot be composed" in lines[0] and "clusterer.K" in lines[0]
+    assert len(lines) == 1 and "clusterer.K" in lines[0] and "run one sweep per choice" in lines[0]
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("synthetic")
     assert exp is None or client.search_runs([exp.experiment_id]) == []

@@ -62,7 +62,12 @@ def guarded(main: Callable[[], object]) -> None:
     try:
         main()
     except USER_ERRORS as e:
-        sweep.abort("FAILED")
+        if sweep.is_open():
+            sweep.abort("FAILED")
+            e = ConfigError(
+                f"{one_line(e)} — in a sweep, a key that only some choices have cannot be swept across "
+                "them: run one sweep per choice (README, Sweeps)"
+            )
         fail(e)
     except KeyboardInterrupt:
         sweep.abort("KILLED")

@@ -99,7 +99,7 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "clusterer.n_init": _int_in(1),
         "clusterer.eps": _positive_or_auto,
         "clusterer.eps_percentile": _optional(_percentile),
-        "clusterer.n_fit": _optional(_int_in(2, lim.n_train, " (at most the number of train samples)")),
+        "clusterer.n_fit": _optional(_int_in(2, math.inf, " (at least the train size means all of it)")),
         "clusterer.min_samples": _int_in(1, lim.n_train, " (at most the number of train samples)"),
         "metrics.silhouette_sample_size": _int_in(2),
         "plots.scatter_points": _int_in(1),

@@ -20,7 +20,7 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from clustersweep import cache, cluster, metrics, plots, reduce, tracking
+from clustersweep import cache, cluster, metrics, plots, reduce, report, tracking
 from clustersweep.config import build, validate
 from clustersweep.data import Dataset, load
 
@@ -180,6 +180,12 @@ def _fit_and_log(
         m.update({k: float(v) for k, v in extra.items() if v is not None})
     mlflow.log_metrics(m)
     mlflow.set_tags({f"skipped.{k}": why for k, why in skipped.items()})
+    mlflow.log_text(
+        report.run_report(
+            run_name(cfg), m, data.y_test, test_clusters, list(data.class_names), cfg.reducer.name, cfg.reducer.get("k")
+        ),
+        "report.md",
+    )
     mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(overrides)), "overrides.yaml")
     own_evr = getattr(reducer, "explained_variance_ratio_", None)

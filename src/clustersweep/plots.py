@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly
 import plotly.graph_objects as go
 from numpy.typing import ArrayLike
 from plotly.subplots import make_subplots
@@ -107,29 +108,54 @@ def cluster_scatter(Z: np.ndarray, clusters: np.ndarray, n_points: int, seed: in
     return _grouped_scatter(Z, clusters, name_of, n_points, seed, title, "cluster", dims=2)
 
 
-def image_grid(images: np.ndarray, titles: list[str], title: str, cols: int = 5) -> go.Figure:
-    """Images (n, H, W) in a grid of grey heatmaps, each titled; square pixels, first image row at the top."""
-    cols = max(1, min(cols, len(images)))
-    rows = max(1, math.ceil(len(images) / cols))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles)
+def image_grid(
+    images: np.ndarray, titles: list[str], title: str, cols: int = 5, row_labels: list[str] | None = None
+) -> go.Figure:
+    """Images (n, H, W) as one grey mosaic, each tile titled (and each row labelled, if given).
+
+    One heatmap trace instead of a subplot per image: a tenth of the time to build and of the HTML to load.
+    """
+    images = np.asarray(images, dtype=float)
+    n, h, w = images.shape
+    cols = max(1, min(cols, n))
+    rows = max(1, math.ceil(n / cols))
+    top, gap = max(h // 3, 6), 2  # room for a tile's title above it; space between tiles
+    pitch_y, pitch_x = h + top, w + gap
+    mosaic = np.full((rows * pitch_y, cols * pitch_x - gap), np.nan)
+    notes = []
     for i, img in enumerate(images):
-        fig.add_trace(
-            go.Heatmap(z=img, colorscale="gray", zmin=0, zmax=1, showscale=False, name=titles[i]),
-            row=i // cols + 1,
-            col=i % cols + 1,
+        r, c = divmod(i, cols)
+        mosaic[r * pitch_y + top : (r + 1) * pitch_y, c * pitch_x : c * pitch_x + w] = img
+        if titles[i]:
+            notes.append({"x": c * pitch_x + (w - 1) / 2, "y": r * pitch_y + top - 1.5, "text": titles[i]})
+    for r, label in enumerate(row_labels or []):
+        notes.append({"x": -1.5, "y": r * pitch_y + top + h / 2, "text": label, "xanchor": "right"})
+    fig = go.Figure(
+        go.Heatmap(z=mosaic, colorscale="gray", zmin=0, zmax=1, showscale=False, hoverongaps=False, name=title)
+    )
+    for note in notes:
+        fig.add_annotation(
+            showarrow=False, yanchor="bottom" if "xanchor" not in note else "middle", font={"size": 11}, **note
         )
-        axis = "" if i == 0 else str(i + 1)
-        fig.layout[f"yaxis{axis}"].scaleanchor = f"x{axis}"
-    fig.update_xaxes(showticklabels=False, constrain="domain")
-    fig.update_yaxes(showticklabels=False, autorange="reversed", constrain="domain")
-    row_px = min(260, max(120, 1000 // cols + 40))  # a wide grid gets short rows, so images stay square and close
-    fig.update_layout(title=title, height=row_px * rows + 100)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    tile_px = min(180, max(90, 1000 // cols))
+    fig.update_layout(
+        title=title,
+        height=int(tile_px * rows * pitch_y / h) + 100,
+        width=int(tile_px * cols) + 160,
+        plot_bgcolor="white",
+        margin={"l": 120 if row_labels else 40},
+    )
     return fig
+
+
+_CDN = f"https://cdn.plot.ly/plotly-{plotly.offline.get_plotlyjs_version()}.min.js"  # the bundled version
 
 
 def write_html(fig: go.Figure, path: Path, embed_plotlyjs: bool) -> Path:
     """Write HTML for MLflow's artifact viewer; plotly.js from its CDN unless embedded for offline use."""
-    fig.write_html(path, include_plotlyjs=True if embed_plotlyjs else "cdn", full_html=True)
+    fig.write_html(path, include_plotlyjs=True if embed_plotlyjs else _CDN, full_html=True)
     return path
 
 
@@ -231,13 +257,9 @@ def reconstructions(
     """Originals on top, then one row per k of their reconstructions: what detail each k keeps."""
     ks, n = sorted(reconstructed), len(originals)
     images = np.concatenate([originals, *(reconstructed[k] for k in ks)]).reshape(-1, *image_shape)
-    titles = list(class_names_per_image) + [""] * (n * len(ks))  # columns named once, rows by their y-axis title
-    fig = image_grid(images, titles, "Reconstructions at each k (top row: originals)", cols=n)
-    for row, label in enumerate(["original", *(f"k={k}" for k in ks)], start=1):
-        fig.update_yaxes(title_text=label, row=row, col=1)
-    for i, trace in enumerate(fig.data[n:]):
-        trace.name = f"{class_names_per_image[i % n]} (k={ks[i // n]})"
-    return fig
+    titles = list(class_names_per_image) + [""] * (n * len(ks))  # columns named once, rows labelled
+    labels = ["original", *(f"k={k}" for k in ks)]
+    return image_grid(images, titles, "Reconstructions at each k (top row: originals)", cols=n, row_labels=labels)
 
 
 def curves(

@@ -33,3 +33,24 @@ def reconstruction_mse(reducer: TransformerMixin, X: np.ndarray, Z: np.ndarray) 
     """Mean squared pixel error of X against its reconstruction from Z."""
     X_hat = reconstruct(reducer, Z)
     return None if X_hat is None else float(np.mean((X - X_hat) ** 2, dtype=np.float64))
+
+
+def exact_basis(X: np.ndarray, center: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All principal axes at once from the 784×784 Gram matrix: (mean, axes as rows, explained-variance ratio).
+
+    Centered, this is PCA; uncentered, the exact solution TruncatedSVD approximates. Every k is a prefix of
+    the one fit, so curves over k need no refitting.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    mean = X.mean(axis=0) if center else np.zeros(X.shape[1])
+    Xc = X - mean
+    eigval, eigvec = np.linalg.eigh(Xc.T @ Xc)
+    axes = eigvec[:, ::-1].T
+    variance = (Xc @ axes.T).var(axis=0) if not center else eigval[::-1] / len(X)
+    return mean, axes, variance / X.var(axis=0).sum()
+
+
+def prefix_reconstruct(X: np.ndarray, mean: np.ndarray, axes: np.ndarray, k: int) -> np.ndarray:
+    """X projected on the first k axes and mapped back to pixels."""
+    V = axes[:k]
+    return mean + ((X - mean) @ V.T) @ V

@@ -12,7 +12,7 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from clustersweep import plots
+from clustersweep import plots, report
 
 LOWER_IS_BETTER = {"inertia", "davies_bouldin", "reconstruction_mse", "noise_fraction"}
 SHOWN_METRICS = ["silhouette", "ari", "nmi", "purity", "acc_hungarian", "inertia", "n_clusters", "noise_fraction"]
@@ -134,12 +134,24 @@ def write_report(df: pd.DataFrame, select_by: str, out: Path, embed_plotlyjs: bo
     return written
 
 
+def artifact_text(client: MlflowClient, run_id: str, path: str, tmp: str) -> str | None:
+    try:
+        return Path(client.download_artifacts(run_id, path, tmp)).read_text()
+    except Exception:  # noqa: BLE001 - an older run without that artifact
+        return None
+
+
 def log_report(client: MlflowClient, parent_id: str, df: pd.DataFrame, select_by: str) -> None:
     """The report as the parent's `summary/` artifacts, the best run as its tags and metrics."""
-    with tempfile.TemporaryDirectory() as tmp:
-        write_report(df, select_by, Path(tmp))
-        client.log_artifacts(parent_id, tmp, "summary")
     top = best(df, select_by)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_report(df, select_by, Path(tmp) / "summary")
+        best_md = artifact_text(client, top.run_id, "report.md", tmp) if top is not None else None
+        text = report.sweep_report(client.get_run(parent_id).info.run_name, df, select_by, best_md)
+        (Path(tmp) / "summary" / "report.md").write_text(text)
+        client.log_artifacts(parent_id, str(Path(tmp) / "summary"), "summary")
+        client.log_text(parent_id, text, "report.md")
+    print(text, flush=True)
     if top is None:
         return
     client.set_tag(parent_id, "best.run_id", top.run_id)

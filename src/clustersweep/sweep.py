@@ -7,7 +7,8 @@
 - A job whose identity (resolved config + data sha256 + code version) already FINISHED in the
   experiment is skipped and listed; runs left RUNNING by a dead process are marked KILLED and redone.
 The parent, the total job count and the sweep's start reach the jobs through environment variables,
-which launcher processes (joblib) inherit.
+which launcher processes (joblib) inherit. Hydra composes every job's config before launching any; a key that
+only some choices have (`clusterer.K` with `clusterer=kmeans,dbscan`) stops the sweep there, with one line.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ _open: dict[str, str] = {}  # the parent run this process opened: {"run_id", "ur
 last_outcome: Outcome | None = None
 
 
+def is_open() -> bool:
+    """Whether this process has a sweep's parent run open."""
+    return bool(_open)
+
+
 def in_multirun() -> bool:
     from hydra.types import RunMode
 
@@ -75,19 +81,6 @@ def job_overrides(config: DictConfig) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
-def check_jobs_compose(config: DictConfig, jobs: list[list[str]]) -> None:
-    """Compose every job before anything runs: a key missing from one choice stops the sweep at once."""
-    loader = GlobalHydra.instance().config_loader()
-    for job in jobs:
-        try:
-            loader.load_sweep_config(config, list(job))
-        except USER_ERRORS as e:
-            raise ConfigError(
-                f"job [{' '.join(job)}] cannot be composed: {one_line(e)}. A key that only some choices have "
-                "cannot be swept across all of them: run one sweep per choice (see README, Sweeps)"
-            ) from None
-
-
 class SweepCallback(Callback):
     """Opens the parent run before the first job and closes it, with the sweep's summary, after the last."""
 
@@ -104,7 +97,6 @@ class SweepCallback(Callback):
         global last_outcome
         last_outcome = None
         jobs = job_overrides(config)
-        check_jobs_compose(config, jobs)
         cfg = _app_config(config)
         uri = tracking.tracking_uri(cfg)
         exp_id = tracking.experiment_id(uri, cfg.tracking.experiment)
@@ -192,10 +184,22 @@ def close(select_by: str, status: str | None = None) -> Outcome | None:
 
 
 def abort(status: str) -> None:
-    """Close an open parent after Ctrl-C (KILLED) or a crash (FAILED); never raises."""
+    """Close an open parent after Ctrl-C (KILLED) or a crash (FAILED); never raises.
+
+    A sweep stopped before any job ran (a job's config did not compose) leaves no run: its parent is deleted.
+    """
     if not _open:
         return
     try:
+        client = MlflowClient(_open["uri"])
+        parent = client.get_run(_open["run_id"])
+        children = client.search_runs(
+            [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'", max_results=1
+        )
+        if not children and not any(k.startswith("skipped.") for k in parent.data.tags):
+            client.delete_run(_open.pop("run_id"))
+            _open.clear()
+            return
         close("silhouette", status)
     except Exception as e:  # noqa: BLE001 - closing must not hide the original error
         print(f"sweep: could not close the parent run: {one_line(e)}", file=sys.stderr)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial tables" on every new store
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs stay on this machine
 DEFAULT_URI = f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
 
 
@@ -43,8 +44,9 @@ def artifact_root(uri: str) -> str | None:
     return (db.parent / "artifacts").as_uri()
 
 
+@functools.cache
 def experiment_id(uri: str, name: str) -> str:
-    """Get or create the experiment; safe when parallel jobs race to create it."""
+    """Get or create the experiment (once per process); safe when parallel jobs race to create it."""
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
