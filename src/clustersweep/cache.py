@@ -17,7 +17,6 @@ import numpy as np
 from hydra.utils import instantiate
 from joblib import Memory
 from omegaconf import DictConfig, OmegaConf
-from sklearn.decomposition import PCA
 
 from clustersweep import reduce
 from clustersweep.data import load
@@ -42,9 +41,8 @@ def _fit_reducer(
 
 
 def _spectrum(data_sha256: str, n_train: int | None, n_test: int | None, seed: int, dataset: dict) -> np.ndarray:
-    """Explained-variance ratio of every principal component of train (the exact covariance solver)."""
-    data = load(OmegaConf.create(dataset), seed)
-    return PCA(svd_solver="covariance_eigh").fit(data.X_train).explained_variance_ratio_
+    """Explained-variance ratio of every principal component of train (exact, from the covariance matrix)."""
+    return reduce.exact_bases(load(OmegaConf.create(dataset), seed).X_train)["pca"][2]
 
 
 def _cached(cfg: DictConfig, uri: str, func: Callable, *key: Any) -> tuple[Any, bool]:

@@ -8,6 +8,7 @@ gives a test point the label of its nearest train point.
 
 from __future__ import annotations
 
+import hashlib
 from numbers import Integral, Real
 
 import numpy as np
@@ -40,9 +41,21 @@ def assign(clusterer: ClusterMixin, Z_train: np.ndarray, train_labels: np.ndarra
     return np.where(dist[:, 0] <= radius, ref_labels[idx[:, 0]], NOISE)
 
 
+_kdist: dict[tuple, np.ndarray] = {}
+
+
 def k_distances(X: np.ndarray, k: int, sample: int | None, seed: int | None) -> np.ndarray:
     """Sorted distance of each point (of a seeded sample) to its k-th nearest neighbour, itself counted first:
-    DBSCAN's core condition with min_samples=k, and the notebook's k-distance curve."""
+    DBSCAN's core condition with min_samples=k, and the notebook's k-distance curve. The last curve is kept, so
+    an eps sweep on the same points computes it once."""
+    key = (hashlib.sha1(np.ascontiguousarray(X).tobytes()).digest(), k, sample, seed)
+    if key not in _kdist:
+        _kdist.clear()
+        _kdist[key] = _k_distances(X, k, sample, seed)
+    return _kdist[key]
+
+
+def _k_distances(X: np.ndarray, k: int, sample: int | None, seed: int | None) -> np.ndarray:
     if sample is not None and sample < len(X):
         X = X[np.random.RandomState(seed).permutation(len(X))[:sample]]
     dist, _ = NearestNeighbors(n_neighbors=min(k, len(X))).fit(X).kneighbors(X)

@@ -96,7 +96,7 @@ def _child(cfg: DictConfig, parent: str, job: list[str], role: str = "sweep") ->
 
 def reduction_curves(data: Dataset, ks: list[int], mse_ks: list[int], sample: int, seed: int) -> dict:
     """PCA and SVD spectra, k95, MSE-vs-k and reconstructions of one test image per class, from one fit each."""
-    bases = {name: reduce.exact_basis(data.X_train, center=name == "pca") for name in ("pca", "svd")}
+    bases = reduce.exact_bases(data.X_train)
     rows = np.random.RandomState(seed).permutation(len(data.X_test))[:sample]
     X_mse = data.X_test[rows].astype(np.float64)
     mse = {
@@ -171,6 +171,7 @@ def _log_parent_report(
     client: MlflowClient, parent: str, red: dict, sweep: list[tuple[int, RunResult]], final: RunResult, best_k: int
 ) -> None:
     df = summary.sweep_table(client, parent)
+    df = df[df["clusterer.name"].notna()] if "clusterer.name" in df else df  # the clustering runs
     chart = plots.two_axis(
         [k for k, _ in sweep],
         [r.metrics.get("inertia") for _, r in sweep],
@@ -198,7 +199,8 @@ def _log_parent_report(
     )
     with tempfile.TemporaryDirectory() as tmp:
         final_md = summary.artifact_text(client, final.run_id, "report.md", tmp)
-        text = head + "\n" + report.sweep_report("Runs", df, "silhouette", final_md).replace("# Runs", "## Runs", 1)
+        swept = df[df.run_id != final.run_id]  # the K and eps sweeps; the final run is described above
+        text = head + "\n" + report.sweep_report("The sweeps", swept, "silhouette", final_md).replace("# ", "## ", 1)
         summary.write_report(df, "silhouette", Path(tmp) / "summary")
         plots.write_html(chart, Path(tmp) / "summary" / "kmeans_sweep.html", False)
         plots.write_html(eps_chart, Path(tmp) / "summary" / "dbscan_eps_sweep.html", False)

@@ -5,6 +5,7 @@ written by `scripts/compare.py` for any finished sweep or experiment.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -36,7 +37,9 @@ def table(runs: list[Run], skipped_ids: set[str] = frozenset()) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=["run_id", "run_name", "status", "skipped"])
+    params = [c.removeprefix("param:") for c in df.columns if c.startswith("param:")]
     df.columns = [c.removeprefix("param:") for c in df.columns]
+    df.attrs["params"] = params  # metric names may have dots too (`count.Trouser`): say which are params
     for col in df.columns:
         if col not in ("run_id", "run_name", "status", "skipped"):
             converted = pd.to_numeric(df[col], errors="coerce")
@@ -65,11 +68,8 @@ def experiment_table(client: MlflowClient, experiment: str) -> pd.DataFrame:
 
 
 def swept(df: pd.DataFrame) -> list[str]:
-    """Params whose value differs between runs (short keys only: `reducer.k`, not its estimator copy).
-
-    Params have dotted names (`clusterer.K`); metrics do not (`nmi`).
-    """
-    params = [c for c in df.columns if "." in c and not any(s in c for s in _NOT_SWEPT)]
+    """Params whose value differs between runs (short keys only: `reducer.k`, not its estimator copy)."""
+    params = [c for c in df.attrs.get("params", []) if c in df and not any(s in c for s in _NOT_SWEPT)]
     return [c for c in params if df[c].astype(str).nunique(dropna=False) > 1]
 
 
@@ -130,7 +130,7 @@ def write_report(df: pd.DataFrame, select_by: str, out: Path, embed_plotlyjs: bo
     written = [out / "summary.csv"]
     df.to_csv(written[0], index=False)
     for name, fig in figures(df, select_by).items():
-        written.append(plots.write_html(fig, out / f"{name}.html", embed_plotlyjs))
+        written.append(plots.write_html(fig, out / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', name)}.html", embed_plotlyjs))
     return written
 
 
