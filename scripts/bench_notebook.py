@@ -10,8 +10,6 @@ and the two final K-Means scores side by side.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +19,7 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+from _bench import ROOT, timed_run_py
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from plotly.subplots import make_subplots
@@ -30,8 +29,6 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 from sklearn.neighbors import NearestNeighbors
 
 from clustersweep.data import load
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def heatmap_grid(imgs, titles=None, rows=2, cols=5, main_title=""):
@@ -127,20 +124,7 @@ def notebook() -> dict[str, float]:  # noqa: PLR0915 - the notebook's cells, in 
 
 
 def framework(tmp: Path) -> tuple[float, dict[str, float]]:
-    store = f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}"
-    cmd = [
-        sys.executable,
-        str(ROOT / "run.py"),
-        "+experiment=seed_notebook",
-        f"tracking.uri={store}",
-        f"hydra.run.dir={tmp / 'hydra'}",
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"framework failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    wall, store = timed_run_py(["+experiment=seed_notebook"], tmp)
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("fashion-mnist")
     (parent,) = client.search_runs([exp.experiment_id], "attributes.run_name = 'seed-notebook'")

@@ -13,16 +13,15 @@ wall time less its compute stages) and the framework's peak RSS, each against it
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _bench import ROOT, timed_run_py
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
@@ -31,7 +30,6 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 from clustersweep.data import load
 from clustersweep.metrics import acc_hungarian, purity
 
-ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ["reducer=pca,svd", "reducer.k=50,100", "clusterer=kmeans", "clusterer.K=range(6,13)"]
 COMPUTE = ("time_reduce_s", "time_cluster_s", "time_assign_s", "time_metrics_s")
 TARGETS = {"ratio": 0.6, "overhead_s": 0.5, "peak_rss_gib": 2.0}
@@ -39,23 +37,7 @@ TARGETS = {"ratio": 0.6, "overhead_s": 0.5, "peak_rss_gib": 2.0}
 
 def framework(extra: list[str], tmp: Path) -> tuple[float, float, list[float]]:
     """Wall time, peak RSS (GiB) and per-run overheads of the sweep through run.py."""
-    store = f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}"
-    cmd = [
-        sys.executable,
-        str(ROOT / "run.py"),
-        "-m",
-        *SWEEP,
-        *extra,
-        f"tracking.uri={store}",
-        f"hydra.sweep.dir={tmp / 'hydra'}",
-        "sweep.rerun_finished=true",
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"framework sweep failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    wall, store = timed_run_py(["-m", *SWEEP, *extra, "sweep.rerun_finished=true"], tmp)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB → GiB (Linux)
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("fashion-mnist")

@@ -73,3 +73,12 @@ def run_py(*args: str, store: str, cwd: Path | None = None, timeout: int = 300) 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(cmd, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def runs(store: str, experiment: str = "synthetic") -> tuple:
+    """(client, every run of the experiment; [] when it does not exist)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name(experiment)
+    return client, ([] if exp is None else client.search_runs([exp.experiment_id], max_results=1000))

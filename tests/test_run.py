@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_py
-from mlflow.tracking import MlflowClient
+from conftest import ROOT, run_py, runs
 
 TINY_ARGS = [
     "dataset=synthetic",
@@ -36,12 +35,6 @@ REQUIRED = {
     "time_plots_s",
     "time_total_s",
 }
-
-
-def runs(store: str, experiment: str = "synthetic"):
-    client = MlflowClient(store)
-    exp = client.get_experiment_by_name(experiment)
-    return client, ([] if exp is None else client.search_runs([exp.experiment_id]))
 
 
 def test_run_logs_params_metrics_tags_artifacts_and_name(store):

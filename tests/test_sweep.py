@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ROOT, run_py
+from conftest import ROOT, run_py, runs
 from mlflow.tracking import MlflowClient
 
 GRID = [
@@ -24,11 +24,9 @@ GRID = [
 
 
 def sweep_runs(store: str, experiment: str = "synthetic"):
-    client = MlflowClient(store)
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id], max_results=1000)
-    parents = [r for r in runs if "sweep.overrides" in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    client, found = runs(store, experiment)
+    parents = [r for r in found if "sweep.overrides" in r.data.tags]
+    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
     return client, parents, children
 
 
@@ -152,3 +150,36 @@ def test_a_key_missing_from_one_choice_is_refused_before_any_job(store):
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("synthetic")
     assert exp is None or client.search_runs([exp.experiment_id]) == []
+
+
+def test_ctrl_c_marks_the_running_job_and_the_parent_killed(store, tmp_path):
+    grid = [
+        "dataset=synthetic",
+        "reducer.k=4",
+        "clusterer.K=2,3,4,5,6,7",
+        "clusterer.n_init=50",
+        "metrics.silhouette_sample_size=200",
+    ]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "-m",
+        *grid,
+        f"tracking.uri={store}",
+        f"hydra.sweep.dir={tmp_path / 'hydra'}",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    seen, deadline = "", time.time() + 120
+    while "[2/6] pca-k4-kmeans-K3 … started" not in seen and time.time() < deadline:
+        seen += proc.stdout.readline()
+    while not seen.rstrip().endswith("cluster …") and time.time() < deadline:  # job 2 is fitting (n_init=300)
+        seen += proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, seen + out
+    _, (parent,), children = sweep_runs(store)
+    assert parent.info.status == "KILLED"
+    status = {c.info.run_name: c.info.status for c in children}
+    assert status["pca-k4-kmeans-K2"] == "FINISHED" and status["pca-k4-kmeans-K3"] == "KILLED", status
+    assert "RUNNING" not in status.values() and len(status) == 2  # nothing launched after Ctrl-C

@@ -8,6 +8,7 @@ traceback as an artifact.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 import traceback
@@ -24,6 +25,8 @@ from clustersweep import cache, cluster, metrics, plots, reduce, report, trackin
 from clustersweep.config import build, validate
 from clustersweep.data import Dataset, load
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class RunResult:
@@ -34,7 +37,8 @@ class RunResult:
 
 
 class Stopwatch:
-    """Wall time per stage, logged as `time_<stage>_s`."""
+    """Wall time per stage, logged as `time_<stage>_s`; each stage's start and end also go to the log (under
+    Hydra, the console), so a long fit shows where it is."""
 
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
@@ -42,10 +46,12 @@ class Stopwatch:
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
         start = time.perf_counter()
+        log.info("%s …", stage)
         try:
             yield
         finally:
-            self.times[f"time_{stage}_s"] = time.perf_counter() - start
+            self.times[f"time_{stage}_s"] = took = time.perf_counter() - start
+            log.info("%s done in %.1f s", stage, took)
 
 
 def run_name(cfg: DictConfig) -> str:
