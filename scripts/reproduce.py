@@ -3,7 +3,7 @@
     python scripts/reproduce.py RUN_ID                 # from the run's logged config.yaml
     python scripts/reproduce.py path/to/config.yaml    # straight from a saved config
 
-Prints old vs new metrics side by side (timings are shown but not compared) and exits 0 only if
+Every stage is refitted (the stage cache is off). Prints old vs new metrics side by side (timings are shown but not compared) and exits 0 only if
 every metric matches within --tol (relative, and absolute for values near zero).
 """
 
@@ -65,6 +65,7 @@ def main() -> int:
         else:
             cfg, old = logged_config(args.source, uri)
             cfg.tracking.uri = uri
+        cfg.cache.enabled = False  # refit every stage: a cached embedding would check nothing
         result = run(cfg, tags={"reproduces": args.source})
     except MlflowException as e:
         print(f"error: cannot read run {args.source!r} from {uri}: {one_line(e)}", file=sys.stderr)

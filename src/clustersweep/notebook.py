@@ -200,7 +200,13 @@ def _log_parent_report(
     with tempfile.TemporaryDirectory() as tmp:
         final_md = summary.artifact_text(client, final.run_id, "report.md", tmp)
         swept = df[df.run_id != final.run_id]  # the K and eps sweeps; the final run is described above
-        text = head + "\n" + report.sweep_report("The sweeps", swept, "silhouette", final_md).replace("# ", "## ", 1)
+        text = (
+            head
+            + "\n"
+            + report.sweep_report("The sweeps", swept, "silhouette", summary.swept(swept), final_md).replace(
+                "# ", "## ", 1
+            )
+        )
         summary.write_report(df, "silhouette", Path(tmp) / "summary")
         plots.write_html(chart, Path(tmp) / "summary" / "kmeans_sweep.html", False)
         plots.write_html(eps_chart, Path(tmp) / "summary" / "dbscan_eps_sweep.html", False)

@@ -88,7 +88,7 @@ def run_report(
     return "\n".join(lines) + "\n"
 
 
-def sweep_report(title: str, df: pd.DataFrame, select_by: str, best_report: str | None = None) -> str:
+def sweep_report(title: str, df: pd.DataFrame, select_by: str, swept: list[str], best_report: str | None = None) -> str:
     """The conclusions of a sweep: the best run by a label-free metric, K and eps choices, every run."""
     ok = df[df.status == "FINISHED"]
     lines = [f"# {title}", "", f"{len(ok)} finished, {int((df.status != 'FINISHED').sum())} failed."]
@@ -99,11 +99,19 @@ def sweep_report(title: str, df: pd.DataFrame, select_by: str, best_report: str 
             + ", ".join(f"{m} {top[m]:.3f}" for m in ("ari", "nmi", "purity") if m in top and pd.notna(top[m]))
             + " (labels: interpretation only)."
         )
-    km = ok[ok.get("clusterer.name", pd.Series(dtype=str)) == "kmeans"] if "clusterer.name" in ok else ok.iloc[0:0]
+    km = ok[ok["clusterer.name"] == "kmeans"] if "clusterer.name" in ok else ok.iloc[0:0]
     if len(km) > 1 and "clusterer.K" in km and select_by in km:
-        rows = km.sort_values("clusterer.K")[["clusterer.K", select_by, *[c for c in ("inertia",) if c in km]]]
-        best_k = km.loc[km[select_by].idxmax(), "clusterer.K"]
-        lines += ["", f"## K-Means: best K by {select_by} = {int(best_k)}", "", md_table(rows)]
+        others = [c for c in swept if c != "clusterer.K" and km[c].astype(str).nunique() > 1]  # a block each
+        cols = [*others, "clusterer.K", select_by, *[c for c in ("inertia",) if c in km]]
+        rows = km.sort_values([*others, "clusterer.K"])[cols]
+        best = km.loc[km[select_by].idxmax()]
+        where = ", ".join(f"{c}={best[c]}" for c in others)
+        lines += [
+            "",
+            f"## K-Means: best K by {select_by} = {int(best['clusterer.K'])}" + (f" ({where})" if where else ""),
+            "",
+            md_table(rows),
+        ]
     db = ok[ok["clusterer.name"] == "dbscan"] if "clusterer.name" in ok else ok.iloc[0:0]
     if len(db):
         cols = [c for c in ("clusterer.eps_percentile", "eps", "n_clusters", "noise_fraction", "silhouette") if c in db]

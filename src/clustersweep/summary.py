@@ -147,7 +147,7 @@ def log_report(client: MlflowClient, parent_id: str, df: pd.DataFrame, select_by
     with tempfile.TemporaryDirectory() as tmp:
         write_report(df, select_by, Path(tmp) / "summary")
         best_md = artifact_text(client, top.run_id, "report.md", tmp) if top is not None else None
-        text = report.sweep_report(client.get_run(parent_id).info.run_name, df, select_by, best_md)
+        text = report.sweep_report(client.get_run(parent_id).info.run_name, df, select_by, swept(df), best_md)
         (Path(tmp) / "summary" / "report.md").write_text(text)
         client.log_artifacts(parent_id, str(Path(tmp) / "summary"), "summary")
         client.log_text(parent_id, text, "report.md")
