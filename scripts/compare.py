@@ -67,7 +67,7 @@ def main() -> int:
             f"\nbest by {args.metric}: {top.run_name} ({top.run_id}) {args.metric}={top[args.metric]:.4f}"
             + "".join(f", {m}={top[m]:.3f}" for m in ("ari", "nmi", "purity") if m in top and pd.notna(top[m]))
         )
-    files = summary.write_report(df, args.metric, out, args.embed_plotlyjs)
+    files = summary.write_report(df, args.metric, out, args.embed_plotlyjs, client)
     print(f"wrote {len(files)} files to {out}")
     return 0
 

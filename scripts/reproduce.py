@@ -3,8 +3,8 @@
     python scripts/reproduce.py RUN_ID                 # from the run's logged config.yaml
     python scripts/reproduce.py path/to/config.yaml    # straight from a saved config
 
-Every stage is refitted (the stage cache is off). Prints old vs new metrics side by side (timings are shown but not compared) and exits 0 only if
-every metric matches within --tol (relative, and absolute for values near zero).
+Every stage is refitted (the stage cache is off). Prints old vs new metrics side by side (timings are shown but
+not compared) and exits 0 only if every metric matches within --tol (relative, and absolute for values near zero).
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ def test_grid_sweep_makes_a_parent_with_named_children_and_a_summary(store):
     files = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
     assert "summary/summary.csv" in files and "summary/silhouette_vs_reducer.k.html" in files
     assert "summary/heatmap_silhouette.html" in files
+    assert {"summary/reconstruction_mse_vs_k.html", "summary/evr_pca_vs_svd.html"} <= files  # PCA vs SVD over k
     csv = Path(client.download_artifacts(parent.info.run_id, "summary/summary.csv", str(Path(store[10:]).parent)))
     lines = csv.read_text().splitlines()
     assert len(lines) == 5 and "silhouette" in lines[0] and "reducer.k" in lines[0]

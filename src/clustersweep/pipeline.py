@@ -40,18 +40,21 @@ class Stopwatch:
     """Wall time per stage, logged as `time_<stage>_s`; each stage's start and end also go to the log (under
     Hydra, the console), so a long fit shows where it is."""
 
+    LONG = ("reduce", "cluster")  # the fits: said at INFO; the other stages at DEBUG
+
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
         start = time.perf_counter()
-        log.info("%s …", stage)
+        level = logging.INFO if stage in self.LONG else logging.DEBUG
+        log.log(level, "%s …", stage)
         try:
             yield
         finally:
             self.times[f"time_{stage}_s"] = took = time.perf_counter() - start
-            log.info("%s done in %.1f s", stage, took)
+            log.log(level, "%s done in %.1f s", stage, took)
 
 
 def run_name(cfg: DictConfig) -> str:

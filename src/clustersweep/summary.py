@@ -5,6 +5,7 @@ written by `scripts/compare.py` for any finished sweep or experiment.
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -124,12 +125,45 @@ def printable(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def write_report(df: pd.DataFrame, select_by: str, out: Path, embed_plotlyjs: bool = False) -> list[Path]:
-    """summary.csv + one HTML per figure into `out`; returns the files written."""
+def reducer_comparisons(client: MlflowClient, df: pd.DataFrame) -> dict[str, object]:
+    """With PCA and SVD both swept over k: reconstruction MSE vs k and per-component EVR, a line per reducer."""
+    ok = df[df.status == "FINISHED"]
+    if not {"reducer.name", "reducer.k", "reconstruction_mse"} <= set(ok.columns):
+        return {}
+    ok = ok[ok["reducer.name"].isin(["pca", "svd"]) & ok["reducer.k"].notna()]
+    if ok["reducer.name"].nunique() < 2 or ok["reducer.k"].nunique() < 2:
+        return {}
+    mse = ok.groupby(["reducer.name", "reducer.k"])["reconstruction_mse"].mean().reset_index()
+    label = {"pca": "PCA", "svd": "TruncatedSVD"}
+    xs, ys, evr = {}, {}, {}
+    for name, part in mse.groupby("reducer.name"):
+        xs[label[name]], ys[label[name]] = part["reducer.k"].tolist(), part["reconstruction_mse"].tolist()
+        widest = ok[ok["reducer.name"] == name].sort_values("reducer.k").iloc[-1]
+        with tempfile.TemporaryDirectory() as tmp:
+            spectrum = artifact_text(client, widest.run_id, "spectrum.json", tmp)
+        if spectrum:
+            evr[f"{label[name]} EVR"] = json.loads(spectrum)["explained_variance_ratio"]
+    figs: dict[str, object] = {
+        "reconstruction_mse_vs_k": plots.curves(
+            xs, ys, "Reconstruction MSE vs k: PCA vs TruncatedSVD", "# components (k)", "MSE (test)"
+        )
+    }
+    if len(evr) == 2:
+        figs["evr_pca_vs_svd"] = plots.curves(
+            None, evr, "Per-component explained variance: PCA vs TruncatedSVD", "component", "EVR"
+        )
+    return figs
+
+
+def write_report(
+    df: pd.DataFrame, select_by: str, out: Path, embed_plotlyjs: bool = False, client: MlflowClient | None = None
+) -> list[Path]:
+    """summary.csv + one HTML per figure into `out` (with a client, also the PCA-vs-SVD comparisons)."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "summary.csv"]
     df.to_csv(written[0], index=False)
-    for name, fig in figures(df, select_by).items():
+    figs = {**figures(df, select_by), **(reducer_comparisons(client, df) if client is not None else {})}
+    for name, fig in figs.items():
         written.append(plots.write_html(fig, out / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', name)}.html", embed_plotlyjs))
     return written
 
@@ -145,7 +179,7 @@ def log_report(client: MlflowClient, parent_id: str, df: pd.DataFrame, select_by
     """The report as the parent's `summary/` artifacts, the best run as its tags and metrics."""
     top = best(df, select_by)
     with tempfile.TemporaryDirectory() as tmp:
-        write_report(df, select_by, Path(tmp) / "summary")
+        write_report(df, select_by, Path(tmp) / "summary", client=client)
         best_md = artifact_text(client, top.run_id, "report.md", tmp) if top is not None else None
         text = report.sweep_report(client.get_run(parent_id).info.run_name, df, select_by, swept(df), best_md)
         (Path(tmp) / "summary" / "report.md").write_text(text)
