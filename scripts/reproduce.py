@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,8 +22,6 @@ from omegaconf import DictConfig, OmegaConf
 from clustersweep import tracking
 from clustersweep.cli import USER_ERRORS, one_line
 from clustersweep.pipeline import run
-
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def logged_config(run_id: str, uri: str) -> tuple[DictConfig, dict[str, float]]:

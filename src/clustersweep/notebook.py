@@ -207,7 +207,8 @@ def _log_parent_report(
                 "# ", "## ", 1
             )
         )
-        summary.write_report(df, "silhouette", Path(tmp) / "summary")
+        (Path(tmp) / "summary").mkdir()
+        df.to_csv(Path(tmp) / "summary" / "summary.csv", index=False)  # the two sweep charts below say the rest
         plots.write_html(chart, Path(tmp) / "summary" / "kmeans_sweep.html", False)
         plots.write_html(eps_chart, Path(tmp) / "summary" / "dbscan_eps_sweep.html", False)
         client.log_artifacts(parent, str(Path(tmp) / "summary"), "summary")

@@ -71,7 +71,7 @@ def experiment_table(client: MlflowClient, experiment: str) -> pd.DataFrame:
 def swept(df: pd.DataFrame) -> list[str]:
     """Params whose value differs between runs (short keys only: `reducer.k`, not its estimator copy)."""
     params = [c for c in df.attrs.get("params", []) if c in df and not any(s in c for s in _NOT_SWEPT)]
-    return [c for c in params if df[c].astype(str).nunique(dropna=False) > 1]
+    return [c for c in params if df[c].dropna().astype(str).nunique() > 1]
 
 
 def best(df: pd.DataFrame, metric: str) -> pd.Series | None:
