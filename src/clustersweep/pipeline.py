@@ -8,6 +8,7 @@ traceback as an artifact.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -161,7 +162,6 @@ def _fit_and_log(
         reducer, Z_train, Z_test, hit = cache.fit_reducer(cfg, data.sha256, uri)
         has_spectrum = reduce.explained_variance(reducer) is not None
         evr = cache.spectrum(cfg, data.sha256, uri) if has_spectrum else None
-    mlflow.set_tag("cache.reducer", "hit" if hit else "miss")
     idx = fit_rows(cfg.clusterer.get("n_fit"), len(Z_train), cfg.seed)
     with watch("cluster"):
         fit_clusters = cluster.fit(clusterer, Z_train[idx])
@@ -187,24 +187,28 @@ def _fit_and_log(
             "n_fit": len(idx),
         }
         m.update({k: float(v) for k, v in extra.items() if v is not None})
+    # Few store calls (each is a SQLite transaction): the scores with their tags first, so no later failure loses
+    # them, then every file in one upload.
+    tags = {"cache.reducer": "hit" if hit else "miss", **{f"skipped.{k}": why for k, why in skipped.items()}}
     mlflow.log_metrics(m)
-    mlflow.set_tags({f"skipped.{k}": why for k, why in skipped.items()})
-    mlflow.log_text(
-        report.run_report(
+    mlflow.set_tags(tags)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        md = report.run_report(
             run_name(cfg), m, data.y_test, test_clusters, list(data.class_names), cfg.reducer.name, cfg.reducer.get("k")
-        ),
-        "report.md",
-    )
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(overrides)), "overrides.yaml")
-    own_evr = getattr(reducer, "explained_variance_ratio_", None)
-    if own_evr is not None:  # the sweep report compares reducers' spectra (PCA vs SVD)
-        mlflow.log_dict({"explained_variance_ratio": [float(v) for v in own_evr]}, "spectrum.json")
-    if cfg.plots.enabled:
-        with watch("plots"), tempfile.TemporaryDirectory() as tmp:
-            for fname, fig in figures(cfg, data, f).items():
-                plots.write_html(fig, Path(tmp) / f"{fname}.html", cfg.plots.embed_plotlyjs)
-            mlflow.log_artifacts(tmp, "plots")
+        )
+        (out / "report.md").write_text(md)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (out / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
+        own_evr = getattr(reducer, "explained_variance_ratio_", None)
+        if own_evr is not None:  # the sweep report compares reducers' spectra (PCA vs SVD)
+            (out / "spectrum.json").write_text(json.dumps({"explained_variance_ratio": [float(v) for v in own_evr]}))
+        if cfg.plots.enabled:
+            with watch("plots"):
+                (out / "plots").mkdir()
+                for fname, fig in figures(cfg, data, f).items():
+                    plots.write_html(fig, out / "plots" / f"{fname}.html", cfg.plots.embed_plotlyjs)
+        mlflow.log_artifacts(tmp)
     return m, skipped
 
 

@@ -130,9 +130,8 @@ class SweepCallback(Callback):
 
 
 def _app_config(config: DictConfig) -> DictConfig:
-    """The application part of the multirun config (without `hydra`), resolved as a job would see it."""
-    cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-    return cfg
+    """The application part of the multirun config (without `hydra`), as a job would see it."""
+    return OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
 
 
 def _sweep_name(grammar: str) -> str:

@@ -79,6 +79,7 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
     return out
 
 
+@functools.cache
 def git_state() -> dict[str, str]:
     """Commit and dirty flag of the project checkout, so a run can be tied to its code."""
 
