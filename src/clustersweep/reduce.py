@@ -51,7 +51,7 @@ def exact_bases(X: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.nda
     for name, matrix, centre in (("pca", cov, mean), ("svd", gram, np.zeros_like(mean))):
         _, vecs = np.linalg.eigh(matrix)
         axes = vecs[:, ::-1].T
-        variance = np.einsum("ij,jk,ik->i", axes, cov, axes)  # variance of X along each axis
+        variance = np.sum((axes @ cov) * axes, axis=1)  # variance of X along each axis
         out[name] = (centre, axes, variance / total)
     return out
 
