@@ -98,6 +98,7 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
         (["reducer.kk=5"], "Could not override 'reducer.kk'"),
         (["reducer=pcaa"], "Could not find 'reducer/pcaa' Available options in 'reducer': none pca svd"),
         (["reducer.k=abc"], "reducer.k='abc' is not allowed"),
+        (["clusterer.K=[1"], "no viable alternative at input '[1'"),
         (["dataset=fashion_mnist", "dataset.path=/nonexistent"], "/nonexistent"),
     ],
 )
@@ -108,6 +109,21 @@ def test_bad_input_is_one_line_nonzero_exit_and_no_run(store, args, expect):
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], res.stderr
     for experiment in ("synthetic", "fashion-mnist"):
         assert runs(store, experiment)[1] == []
+
+
+def test_corrupt_data_file_is_refused_in_one_line(store, tmp_path):
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ):
+        (tmp_path / name).write_bytes(b"\x1f\x8b\x08\x00 truncated")
+    res = run_py("dataset=fashion_mnist", f"dataset.path={tmp_path}", store=store)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "corrupt or truncated" in lines[0] and str(tmp_path) in lines[0]
+    assert runs(store, "fashion-mnist")[1] == []
 
 
 def test_reproduce_round_trip(store):
