@@ -106,8 +106,8 @@ def _rules(lim: Limits) -> dict[str, Check]:
     }
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError on the first value that cannot run; build every estimator to let sklearn check it."""
+def validate(cfg: DictConfig) -> dict[str, Any]:
+    """Raise ConfigError on the first value that cannot run; returns the estimators, built and checked by sklearn."""
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as e:
@@ -119,9 +119,11 @@ def validate(cfg: DictConfig) -> None:
         why = check(value)
         if why is not None:
             raise ConfigError(f"{key}={value!r} is not allowed: expected {why}")
+    built = {}
     for group in ("reducer", "clusterer"):
         _check_keys_used(cfg[group], group)
-        build(cfg[group].estimator, group)
+        built[group] = build(cfg[group].estimator, group)
+    return built
 
 
 _DESCRIPTIVE = {"name", "label", "estimator", "n_fit"}  # keys that describe or steer the stage, not the estimator

@@ -53,12 +53,10 @@ def run(cfg: DictConfig, parent_run_id: str | None = None) -> str:
     identity = tracking.identity(
         OmegaConf.create({"task": "eda", "dataset": cfg.dataset, "seed": cfg.seed, "plots": cfg.plots}), data.sha256
     )
-    found = MlflowClient(uri).search_runs(
-        [exp_id], f"tags.`config.identity` = '{identity}' and attributes.status = 'FINISHED'", max_results=1
-    )
+    found = tracking.finished_twin(MlflowClient(uri), exp_id, identity)
     if found:
-        print(f"eda: identical run {found[0].info.run_id} already finished; skipped", flush=True)
-        return found[0].info.run_id
+        print(f"eda: identical run {found} already finished; skipped", flush=True)
+        return found
     tags = {
         "task": "eda",
         "config.identity": identity,

@@ -23,7 +23,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from clustersweep import cache, cluster, metrics, plots, reduce, report, tracking
-from clustersweep.config import build, validate
+from clustersweep.config import validate
 from clustersweep.data import Dataset, load
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,8 @@ class Prepared:
 def prepare(cfg: DictConfig) -> Prepared:
     """Validate, build the estimators, load the data and reach the tracking store; no run is created yet."""
     start = time.perf_counter()
-    validate(cfg)
+    clusterer = validate(cfg)["clusterer"]
     watch = Stopwatch()
-    clusterer = build(cfg.clusterer.estimator, "clusterer")
     with watch("load"):
         data = load(cfg.dataset, cfg.seed)
     exp_id = tracking.experiment_id(tracking.tracking_uri(cfg), cfg.tracking.experiment)

@@ -218,7 +218,9 @@ def job(cfg: DictConfig) -> None:
     try:
         with threadpool_limits(limits=_threads_per_job(hc)):
             prep = prepare(cfg)
-            done = None if cfg.sweep.rerun_finished else finished_twin(client, prep.experiment_id, prep.identity)
+            done = (
+                None if cfg.sweep.rerun_finished else tracking.finished_twin(client, prep.experiment_id, prep.identity)
+            )
             if done is not None:
                 client.set_tag(parent, f"skipped.{num}", done)
                 print(f"{head} … skipped: identical run {done} already finished", flush=True)
@@ -238,14 +240,6 @@ def job(cfg: DictConfig) -> None:
         f"{head} … finished in {took:.1f} s" + (f", nmi {nmi:.2f}" if nmi is not None else "") + _eta(num, total),
         flush=True,
     )
-
-
-def finished_twin(client: MlflowClient, exp_id: str, identity: str) -> str | None:
-    """The id of a FINISHED run of the same computation in the experiment, if any."""
-    found = client.search_runs(
-        [exp_id], f"tags.`config.identity` = '{identity}' and attributes.status = 'FINISHED'", max_results=1
-    )
-    return found[0].info.run_id if found else None
 
 
 def _record_failure(client: MlflowClient, cfg: DictConfig, tags: dict[str, str], label: str, e: Exception) -> None:

@@ -45,12 +45,17 @@ def artifact_root(uri: str) -> str | None:
     return (db.parent / "artifacts").as_uri()
 
 
-@functools.cache
 def experiment_id(uri: str, name: str) -> str:
-    """Get or create the experiment (once per process); safe when parallel jobs race to create it."""
+    """Point MLflow at `uri` and get or create the experiment (looked up once per process)."""
+    mlflow.set_tracking_uri(uri)  # every call: a process may switch stores and come back
+    return _experiment_id(uri, name)
+
+
+@functools.cache
+def _experiment_id(uri: str, name: str) -> str:
+    """Safe when parallel jobs race to create the experiment."""
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(name)
     if exp is not None:
@@ -112,6 +117,14 @@ def identity(cfg: DictConfig, data_sha256: str) -> str:
     conf = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in NOT_IDENTITY}
     blob = json.dumps({"config": conf, "data": data_sha256, "code": code_version()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def finished_twin(client: MlflowClient, exp_id: str, identity: str) -> str | None:
+    """The id of a FINISHED run of the same computation (tag `config.identity`) in the experiment, if any."""
+    found = client.search_runs(
+        [exp_id], f"tags.`config.identity` = '{identity}' and attributes.status = 'FINISHED'", max_results=1
+    )
+    return found[0].info.run_id if found else None
 
 
 def process_tags() -> dict[str, str]:
