@@ -1,11 +1,14 @@
-"""Shared fixtures: composed configs shrunk to tiny sizes, a throwaway MLflow store, and run.py."""
+"""Shared fixtures: composed configs shrunk to tiny sizes, a throwaway MLflow store, run.py, an MLflow server."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,9 +62,17 @@ def make_cfg(store: str):
     return make
 
 
-def run_py(*args: str, store: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python run.py …` in a subprocess against `store`, Hydra's outputs kept out of the project."""
-    out = Path(store[len("sqlite:///") :]).parent.parent / "hydra"
+def run_py(
+    *args: str,
+    store: str,
+    cwd: Path | None = None,
+    timeout: int = 300,
+    out: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """`python run.py …` in a subprocess against `store`, Hydra's outputs kept out of the project (in `out`,
+    by default beside a SQLite store); `env` adds environment variables."""
+    out = out or Path(store[len("sqlite:///") :]).parent.parent / "hydra"
     cmd = [
         sys.executable,
         str(ROOT / "run.py"),
@@ -70,7 +81,7 @@ def run_py(*args: str, store: str, cwd: Path | None = None, timeout: int = 300) 
         f"hydra.run.dir={out}/run",
         f"hydra.sweep.dir={out}/sweep",
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(cmd, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -82,3 +93,68 @@ def runs(store: str, experiment: str = "synthetic") -> tuple:
     client = MlflowClient(store)
     exp = client.get_experiment_by_name(experiment)
     return client, ([] if exp is None else client.search_runs([exp.experiment_id], max_results=1000))
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 10) -> None:
+    """End a service started with start_new_session=True: its whole process group, politely then for sure."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers in the group after its leader ended
+    except ProcessLookupError:
+        pass
+
+
+class MlflowServer:
+    """`scripts/serve_tracking.sh` on a free loopback port with its store in `store`; stop() and start() again
+    keep the port and the store (a server restart)."""
+
+    def __init__(self, store: Path) -> None:
+        self.store, self.port = store, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180) -> None:
+        import requests
+
+        log = self.store.parent / "server.log"
+        script = str(ROOT / "scripts" / "serve_tracking.sh")
+        cmd = ["bash", script, "--port", str(self.port), "--store", str(self.store)]
+        with log.open("ab") as f:
+            self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {log.read_text()[-2000:]}")
+            try:
+                if requests.get(f"{self.uri}/health", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"mlflow server not up after {timeout} s: {log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` (SQLite backend, proxied artifacts) for the session; tests use their own experiment."""
+    server = MlflowServer(tmp_path_factory.mktemp("server") / "mlruns")
+    server.start()
+    yield server
+    server.stop()

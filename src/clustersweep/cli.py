@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from clustersweep.config import ConfigError
 from clustersweep.data import DataError
+from clustersweep.tracking import redact
 
 USER_ERRORS = (ConfigError, DataError, HydraException, OmegaConfBaseException)
 EXIT_USER_ERROR = 2
@@ -24,7 +25,7 @@ _NOISE = ("full_key:", "object_type=", "reference_type=", "See https://hydra.cc"
 
 
 def one_line(e: BaseException) -> str:
-    """The message and its cause in one line, without Hydra's search-path and key-type details."""
+    """The message and its cause in one line, without Hydra's search-path and key-type details or secrets."""
     parts: list[str] = []
     for err in (e, e.__cause__):
         if err is None:
@@ -34,7 +35,7 @@ def one_line(e: BaseException) -> str:
         msg = " ".join(lines)
         if msg and msg not in " ".join(parts):
             parts.append(msg)
-    return " — ".join(parts) or type(e).__name__
+    return redact(" — ".join(parts)) or type(e).__name__
 
 
 def fail(e: BaseException) -> None:
@@ -76,5 +77,5 @@ def guarded(main: Callable[[], object]) -> None:
     except BaseException:
         sweep.abort("FAILED")
         raise
-    if sweep.last_outcome is not None and sweep.last_outcome.failed:
+    if sweep.last_outcome is not None and not sweep.last_outcome.ok:
         sys.exit(1)

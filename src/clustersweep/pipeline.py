@@ -63,10 +63,10 @@ def run_name(cfg: DictConfig) -> str:
 
 
 def hydra_overrides() -> list[str]:
-    """The command-line overrides of this Hydra job ([] when called outside Hydra)."""
+    """The command-line overrides of this Hydra job, secrets masked ([] when called outside Hydra)."""
     from hydra.core.hydra_config import HydraConfig
 
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return [tracking.redact(o) for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else []
 
 
 @dataclass
@@ -120,8 +120,8 @@ def execute(prep: Prepared, tags: dict[str, str] | None = None) -> RunResult:
             watch.times["time_total_s"] = time.perf_counter() - prep.start
             mlflow.log_metrics(watch.times)
         except BaseException as e:
-            mlflow.set_tag("error", f"{type(e).__name__}: {e}".splitlines()[0][:5000])
-            mlflow.log_text(traceback.format_exc(), "error.txt")
+            mlflow.set_tag("error", tracking.redact(f"{type(e).__name__}: {e}").splitlines()[0][:5000])
+            mlflow.log_text(tracking.redact(traceback.format_exc()), "error.txt")
             mlflow.end_run("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
             raise
     return RunResult(active.info.run_id, name, {**scores, **watch.times}, skipped)
@@ -197,7 +197,7 @@ def _fit_and_log(
             run_name(cfg), m, data.y_test, test_clusters, list(data.class_names), cfg.reducer.name, cfg.reducer.get("k")
         )
         (out / "report.md").write_text(md)
-        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (out / "config.yaml").write_text(tracking.redact(OmegaConf.to_yaml(cfg, resolve=True)))
         (out / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
         own_evr = getattr(reducer, "explained_variance_ratio_", None)
         if own_evr is not None:  # the sweep report compares reducers' spectra (PCA vs SVD)

@@ -7,8 +7,11 @@
 - A job whose identity (resolved config + data sha256 + code version) already FINISHED in the
   experiment is skipped and listed; runs left RUNNING by a dead process are marked KILLED and redone.
 The parent, the total job count and the sweep's start reach the jobs through environment variables,
-which launcher processes (joblib) inherit. Hydra composes every job's config before launching any; a key that
-only some choices have (`clusterer.K` with `clusterer=kmeans,dbscan`) stops the sweep there, with one line.
+which launcher processes (joblib) inherit and Ray workers get through Ray's runtime_env. Hydra composes every
+job's config before launching any; a key that only some choices have (`clusterer.K` with
+`clusterer=kmeans,dbscan`) stops the sweep there, with one line.
+- A tracking server that stops answering fails the jobs that cannot log, visibly; as the store cannot hold
+  those failures, each such job leaves a note in its Hydra output dir, which the sweep's summary counts.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.global_hydra import GlobalHydra
@@ -36,7 +40,10 @@ from clustersweep.config import ConfigError
 from clustersweep.pipeline import execute, prepare, run_name
 
 ENV_PARENT, ENV_TOTAL, ENV_START = "CLUSTERSWEEP_PARENT_RUN", "CLUSTERSWEEP_SWEEP_TOTAL", "CLUSTERSWEEP_SWEEP_START"
+# What a job on a Ray worker needs from the driver's environment besides the hand-off: where and how to log.
+FORWARDED_ENV = ("MLFLOW_TRACKING_", "MLFLOW_HTTP_REQUEST_", "CLUSTERSWEEP_")
 DONE = RunStatus.to_string(RunStatus.FINISHED)
+UNLOGGED = "unlogged.txt"  # in a job's output dir: it failed and the tracking store could not record it
 
 
 @dataclass
@@ -46,15 +53,23 @@ class Outcome:
     finished: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    store_error: str | None = None  # the store did not answer at the end: the other jobs' outcome is unknown
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.store_error is None
 
     def line(self) -> str:
+        if self.store_error is not None:
+            text = f"{len(self.failed)} failed" + (": " + ", ".join(self.failed) if self.failed else "")
+            return f"{text}; the other jobs unknown: {self.store_error}"
         text = f"{len(self.finished)} finished, {len(self.failed)} failed"
         if self.failed:
             text += ": " + ", ".join(self.failed)
         return text + (f"; {len(self.skipped)} skipped (already finished)" if self.skipped else "")
 
 
-_open: dict[str, str] = {}  # the parent run this process opened: {"run_id", "uri"}
+_open: dict[str, str] = {}  # the parent run this process opened: {"run_id", "uri", "dir", "start"}
 last_outcome: Outcome | None = None
 
 
@@ -86,12 +101,14 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns a callback's exception into a warning and goes on; a sweep that cannot start must stop.
+        tracking.redact_logs()  # before the launcher logs each job's overrides
         try:
             self._start(config)
         except USER_ERRORS as e:
             fail(e)
         except MlflowException as e:
-            fail(ConfigError(f"tracking store {tracking.tracking_uri(_app_config(config))} unusable: {one_line(e)}"))
+            uri = tracking.redact(tracking.tracking_uri(_app_config(config)))
+            fail(ConfigError(f"tracking store {uri} unusable: {one_line(e)}"))
 
     def _start(self, config: DictConfig) -> None:
         global last_outcome
@@ -102,7 +119,7 @@ class SweepCallback(Callback):
         exp_id = tracking.experiment_id(uri, cfg.tracking.experiment)
         client = MlflowClient(uri)
         reap_orphans(client, exp_id)
-        grammar = " ".join(config.hydra.overrides.task)
+        grammar = tracking.redact(" ".join(config.hydra.overrides.task))
         parent = client.create_run(
             exp_id,
             run_name=_sweep_name(grammar),
@@ -115,10 +132,9 @@ class SweepCallback(Callback):
                 **tracking.process_tags(),
             },
         )
-        _open.update(run_id=parent.info.run_id, uri=uri)
-        os.environ.update(
-            {ENV_PARENT: parent.info.run_id, ENV_TOTAL: str(len(jobs) or "?"), ENV_START: str(time.time())}
-        )
+        start = str(time.time())
+        _open.update(run_id=parent.info.run_id, uri=uri, dir=str(config.hydra.sweep.dir), start=start)
+        hand_off(config, {ENV_PARENT: parent.info.run_id, ENV_TOTAL: str(len(jobs) or "?"), ENV_START: start})
         print(
             f"sweep: {len(jobs) or '?'} jobs → parent run {parent.info.run_id} in experiment "
             f"{cfg.tracking.experiment!r}",
@@ -129,13 +145,34 @@ class SweepCallback(Callback):
         close(_app_config(config).sweep.select_by)
 
 
+def hand_off(config: DictConfig, env: dict[str, str]) -> None:
+    """Give the jobs the parent run and the sweep's counts: launcher processes (basic, joblib) inherit this
+    process's environment; Ray workers do not, so Ray is started here, from the launcher's own `ray.init`
+    config, with the environment in its runtime_env (the Ray launcher then finds Ray running and uses it)."""
+    os.environ.update(env)
+    launcher = config.hydra.launcher
+    if not str(launcher.get("_target_", "")).endswith(".RayLauncher"):
+        return
+    init = OmegaConf.to_container(launcher.ray.init, resolve=True) or {}
+    if not init.get("address"):  # a Ray started for this sweep alone: on this machine, bound to loopback
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # (Ray's switch for "no remote nodes")
+    import ray
+
+    runtime_env = dict(init.pop("runtime_env", None) or {})
+    forwarded = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+    runtime_env["env_vars"] = {**forwarded, **runtime_env.get("env_vars", {}), **env}
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(**init, runtime_env=runtime_env)
+
+
 def _app_config(config: DictConfig) -> DictConfig:
     """The application part of the multirun config (without `hydra`), as a job would see it."""
     return OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
 
 
 def _sweep_name(grammar: str) -> str:
-    name = f"sweep {grammar}" if grammar else "sweep"
+    name = f"sweep {grammar}" if grammar else "sweep"  # grammar: already redacted
     return name if len(name) <= 200 else name[:199] + "…"
 
 
@@ -153,33 +190,52 @@ def reap_orphans(client: MlflowClient, exp_id: str) -> list[str]:
 
 
 def close(select_by: str, status: str | None = None) -> Outcome | None:
-    """Summarize and close the parent this process opened; status None means FINISHED unless a job failed."""
+    """Summarize and close the parent this process opened; status None means FINISHED unless a job failed.
+
+    Jobs that failed without reaching the store (their notes) count as failed; a store that does not answer now
+    leaves the parent RUNNING, and the next sweep marks it KILLED.
+    """
     global last_outcome
     if not _open:
         return None
-    parent, uri = _open.pop("run_id"), _open.pop("uri")
+    parent, uri, sweep_dir, start = (_open.pop(k) for k in ("run_id", "uri", "dir", "start"))
+    unlogged = _unlogged(Path(sweep_dir), float(start))
     client = MlflowClient(uri)
     final = status or "FINISHED"
     try:
+        tracking.check_reachable(uri)
         table = summary.sweep_table(client, parent)
         done = table.status == DONE
         last_outcome = Outcome(
             finished=table.loc[done & ~table.skipped, "run_name"].tolist(),
-            failed=table.loc[~done, "run_name"].tolist(),
+            failed=list(dict.fromkeys([*table.loc[~done, "run_name"], *unlogged])),
             skipped=table.loc[table.skipped, "run_name"].tolist(),
         )
         final = status or ("FAILED" if last_outcome.failed else "FINISHED")
         client.set_tag(parent, "sweep.outcome", last_outcome.line())
         summary.log_report(client, parent, table, select_by)
     except Exception as e:  # noqa: BLE001 - the parent is closed whatever the report does
+        if last_outcome is None:
+            last_outcome = Outcome(failed=unlogged, store_error=one_line(e))
         print(f"sweep: could not write the summary: {one_line(e)}", file=sys.stderr, flush=True)
+    try:
+        if last_outcome.store_error is None:
+            client.set_terminated(parent, final)
+    except Exception as e:  # noqa: BLE001 - the outcome line below still says what happened
+        print(f"sweep: could not close the parent run {parent}: {one_line(e)}", file=sys.stderr, flush=True)
     finally:
-        client.set_terminated(parent, final)
         for key in (ENV_PARENT, ENV_TOTAL, ENV_START):
             os.environ.pop(key, None)
-    if last_outcome is not None:
-        print(f"sweep {final.lower()}: {last_outcome.line()}", flush=True)
+    if last_outcome.store_error is not None:
+        final = "FAILED"
+    print(f"sweep {final.lower()}: {last_outcome.line()}", flush=True)
     return last_outcome
+
+
+def _unlogged(sweep_dir: Path, since: float) -> list[str]:
+    """The jobs of this sweep that failed and could not say so in the store (their notes, newer than its start)."""
+    notes = [p for p in sweep_dir.glob(f"**/{UNLOGGED}") if p.stat().st_mtime >= since]
+    return [p.read_text().strip() for p in sorted(notes, key=lambda p: p.stat().st_mtime)]
 
 
 def abort(status: str) -> None:
@@ -214,6 +270,8 @@ def job(cfg: DictConfig) -> None:
     uri = tracking.tracking_uri(cfg) if "tracking" in cfg else tracking.DEFAULT_URI
     client = MlflowClient(uri)
     tags = {"mlflow.parentRunId": parent, "sweep.job": str(num)}
+    note = Path(hc.runtime.output_dir) / UNLOGGED
+    note.unlink(missing_ok=True)  # a note from an earlier sweep in the same directory
     started = time.perf_counter()
     try:
         with threadpool_limits(limits=_threads_per_job(hc)):
@@ -231,8 +289,10 @@ def job(cfg: DictConfig) -> None:
         print(f"{head} … killed", flush=True)
         raise
     except Exception as e:  # noqa: BLE001 - a failed job must not stop the sweep
-        _record_failure(client, cfg, tags, label, e)
-        print(f"{head} … FAILED: {one_line(e)}", flush=True)
+        logged = _record_failure(client, uri, tags, label, e)
+        if not logged:
+            note.write_text(label)
+        print(f"{head} … FAILED: {one_line(e)}" + ("" if logged else " (not in the tracking store)"), flush=True)
         return
     took = time.perf_counter() - started
     nmi = result.metrics.get("nmi")
@@ -242,28 +302,37 @@ def job(cfg: DictConfig) -> None:
     )
 
 
-def _record_failure(client: MlflowClient, cfg: DictConfig, tags: dict[str, str], label: str, e: Exception) -> None:
-    """A job that failed before its run existed (bad value, missing data) still leaves a FAILED child."""
+def _record_failure(client: MlflowClient, uri: str, tags: dict[str, str], label: str, e: Exception) -> bool:
+    """A job that failed before its run existed (bad value, missing data) still leaves a FAILED child.
+
+    False when the store cannot take it (a server that stopped answering): the caller leaves a note instead.
+    """
     parent, num = tags["mlflow.parentRunId"], tags["sweep.job"]
-    mine = client.search_runs(
-        [client.get_run(parent).info.experiment_id],
-        f"tags.`mlflow.parentRunId` = '{parent}' and tags.`sweep.job` = '{num}'",
-        max_results=1,
-    )
-    if mine:  # pipeline.execute already marked it FAILED
-        return
-    run = client.create_run(
-        client.get_run(parent).info.experiment_id,
-        run_name=label,
-        tags={
-            **tags,
-            **tracking.process_tags(),
-            "error": one_line(e)[:5000],
-            "hydra.overrides": " ".join(HydraConfig.get().overrides.task),
-        },
-    )
-    client.log_text(run.info.run_id, traceback.format_exc(), "error.txt")
-    client.set_terminated(run.info.run_id, "FAILED")
+    try:
+        tracking.check_reachable(uri)
+        exp_id = client.get_run(parent).info.experiment_id
+        mine = client.search_runs(
+            [exp_id], f"tags.`mlflow.parentRunId` = '{parent}' and tags.`sweep.job` = '{num}'", max_results=1
+        )
+        if mine and mine[0].info.status != "RUNNING":  # pipeline.execute already marked it FAILED
+            return True
+        run_id = mine[0].info.run_id if mine else None
+        if run_id is None:
+            run_id = client.create_run(
+                exp_id,
+                run_name=label,
+                tags={
+                    **tags,
+                    **tracking.process_tags(),
+                    "hydra.overrides": tracking.redact(" ".join(HydraConfig.get().overrides.task)),
+                },
+            ).info.run_id
+        client.set_tag(run_id, "error", one_line(e)[:5000])
+        client.log_text(run_id, tracking.redact(traceback.format_exc()), "error.txt")
+        client.set_terminated(run_id, "FAILED")
+    except Exception:  # noqa: BLE001 - the store is gone: the job's FAILED line and its note must still happen
+        return False
+    return True
 
 
 def _safe_name(cfg: DictConfig, hc: Any) -> str:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,15 +16,76 @@ from typing import Any
 from urllib.parse import urlparse
 
 import mlflow
+import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
+
+from clustersweep.config import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial tables" on every new store
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs stay on this machine
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars for small report downloads
+# MLflow retries an HTTP call for ~4 minutes by default (rate-limited SaaS backends); a sweep against a server that
+# went away should fail its jobs in seconds and say so. Set the variables to change it.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
 DEFAULT_URI = f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+PROBE_TIMEOUT_S = 5.0
+# Secrets that must never reach a param, tag, artifact or printed line; their values are masked by `redact`.
+SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "RAY_AUTH_TOKEN")
+# user:password@ after a scheme, to the host's last @; also as Hydra logs overrides (`http\://u\:pw@host`)
+_URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*\\?://[^:/@\s\\]*)(?P<colon>\\?:)[^/\s]+@")
+
+
+def redact(text: str) -> str:
+    """`text` with every URI password (`http://user:***@host`) and secret environment value masked."""
+    text = _URI_PASSWORD.sub(r"\g<head>\g<colon>***@", text)
+    for name in SECRET_ENV:
+        secret = os.environ.get(name)
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def redact_logs() -> None:
+    """Mask secrets in every log record of this process from now on: Hydra logs each job's overrides,
+    `tracking.uri=…` among them, and configures its handlers anew for every job (so no handler filter)."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return record
+
+    factory.redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+def check_reachable(uri: str) -> None:
+    """An HTTP tracking server that does not answer is one line at once, not minutes of MLflow's retries."""
+    if urlparse(uri).scheme not in ("http", "https"):
+        return
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S)
+    except requests.exceptions.SSLError:
+        return  # it answers; TLS settings (MLFLOW_TRACKING_INSECURE_TLS, …) are MLflow's to apply
+    except requests.RequestException as e:
+        if isinstance(e, requests.Timeout):
+            why = f"no answer within {PROBE_TIMEOUT_S:g} s"
+        else:
+            why = "connection refused" if "refused" in str(e).lower() else type(e).__name__
+        raise ConfigError(
+            f"tracking.uri={redact(uri)} does not answer ({why}): start the server (scripts/serve_tracking.sh) "
+            "or point tracking.uri at one that runs"
+        ) from None
 
 
 def tracking_uri(cfg: DictConfig) -> str:
@@ -46,7 +108,11 @@ def artifact_root(uri: str) -> str | None:
 
 
 def experiment_id(uri: str, name: str) -> str:
-    """Point MLflow at `uri` and get or create the experiment (looked up once per process)."""
+    """Point MLflow at `uri` and get or create the experiment (looked up once per process); a server is probed
+    on every call, so each run or job fails fast once it stops answering."""
+    check_reachable(uri)
+    if redact(uri) != uri:  # MLflow prints each run's URL (`View run … at: http://…`), password and all
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     mlflow.set_tracking_uri(uri)  # every call: a process may switch stores and come back
     return _experiment_id(uri, name)
 
@@ -70,7 +136,7 @@ def _experiment_id(uri: str, name: str) -> str:
 
 
 def flat_params(cfg: DictConfig) -> dict[str, str]:
-    """The resolved config as dotted keys (`reducer.k`, `clusterer.estimator._target_`, …)."""
+    """The resolved config as dotted keys (`reducer.k`, `clusterer.estimator._target_`, …), secrets masked."""
     out: dict[str, str] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -78,7 +144,7 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
             for k, v in node.items():
                 walk(v, f"{prefix}{k}.")
         else:
-            out[prefix[:-1]] = str(node)
+            out[prefix[:-1]] = redact(str(node))
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return out
@@ -146,4 +212,4 @@ def is_orphaned(tags: dict[str, str]) -> bool:
 
 
 def command_line() -> str:
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    return redact(" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))

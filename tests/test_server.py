@@ -1,0 +1,185 @@
+"""Sweeps against a real MLflow tracking server: runs, metrics and proxied artifacts over HTTP, secrets never
+logged, a server that does not answer, and one that dies in the middle of a sweep."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from conftest import ROOT, free_port, run_py
+from mlflow.tracking import MlflowClient
+
+GRID = [
+    "dataset=synthetic",
+    "reducer=pca,svd",
+    "reducer.k=4",
+    "clusterer.K=3,4",
+    "clusterer.n_init=2",
+    "metrics.silhouette_sample_size=200",
+    "plots.enabled=false",
+]
+
+
+def server_args(experiment: str, tmp_path: Path) -> list[str]:
+    """tracking=server into its own experiment; the reducer cache in the test's folder, not ~/.cache."""
+    return ["tracking=server", f"tracking.experiment={experiment}", f"cache.dir={tmp_path / 'cache'}"]
+
+
+def experiment_runs(client: MlflowClient, name: str) -> tuple[list, list]:
+    """(parents, children) of an experiment."""
+    exp = client.get_experiment_by_name(name)
+    found = [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
+    return [r for r in found if "sweep.overrides" in r.data.tags], [r for r in found if "sweep.job" in r.data.tags]
+
+
+def test_a_joblib_sweep_logs_runs_metrics_and_artifacts_to_the_server(mlflow_server, tmp_path):
+    args = server_args("server-sweep", tmp_path)
+    res = run_py(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *GRID,
+        *args,
+        store=mlflow_server.uri,
+        out=tmp_path / "hydra",
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "4 finished, 0 failed" in res.stdout
+    client = MlflowClient(mlflow_server.uri)
+    (parent,), children = experiment_runs(client, "server-sweep")
+    assert parent.info.status == "FINISHED" and len(children) == 4
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert len({c.data.tags["process.pid"] for c in children}) == 2  # two joblib workers
+    assert all(0 < c.data.metrics["nmi"] <= 1 and c.data.metrics["n_clusters"] >= 3 for c in children)
+    # Artifacts go through the server (proxied) into its own artifact folder.
+    exp = client.get_experiment_by_name("server-sweep")
+    assert exp.artifact_location.startswith("mlflow-artifacts:")
+    child = children[0]
+    config = Path(client.download_artifacts(child.info.run_id, "config.yaml", str(tmp_path)))
+    assert "experiment: server-sweep" in config.read_text()
+    stored = list((mlflow_server.store / "artifacts").rglob(f"{child.info.run_id}/artifacts/config.yaml"))
+    assert len(stored) == 1
+    assert "summary/summary.csv" in {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
+    # The REST API says the same.
+    found = requests.post(
+        f"{mlflow_server.uri}/api/2.0/mlflow/runs/search", json={"experiment_ids": [exp.experiment_id]}, timeout=30
+    ).json()["runs"]
+    assert len(found) == 5
+    metric = requests.get(
+        f"{mlflow_server.uri}/api/2.0/mlflow/metrics/get-history",
+        params={"run_id": child.info.run_id, "metric_key": "nmi"},
+        timeout=30,
+    ).json()["metrics"]
+    assert metric[0]["value"] == child.data.metrics["nmi"]
+
+
+def test_secrets_reach_no_param_tag_artifact_or_printed_line(mlflow_server, tmp_path):
+    password, token = "pw-Zq81-secret", "tok-7Hc2-secret"
+    uri = mlflow_server.uri.replace("http://", "http://alice:" + password + "@")
+    args = server_args("server-secrets", tmp_path)
+    res = run_py(
+        "-m",
+        "dataset=synthetic",
+        "reducer.k=4",
+        "clusterer.K=3,700",  # one job fails: its error tag and error.txt are checked too
+        "plots.enabled=false",
+        *args,
+        store=uri,
+        out=tmp_path / "hydra",
+        env={"MLFLOW_TRACKING_TOKEN": token},
+    )
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "1 finished, 1 failed" in res.stdout
+    assert "alice\\:***@127.0.0.1" in res.stdout  # Hydra's own log of each job's overrides (it escapes `:`), masked
+    client = MlflowClient(mlflow_server.uri)
+    parents, children = experiment_runs(client, "server-secrets")
+    assert len(parents) == 1 and len(children) == 2
+    logged = [res.stdout, res.stderr]
+    for run in [*parents, *children]:
+        logged += [run.info.run_name, *run.data.params.values(), *run.data.tags.values()]
+        folder = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / run.info.run_id)))
+        logged += [p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()]
+    everything = "\n".join(logged)
+    assert password not in everything and token not in everything
+    finished = next(c for c in children if c.info.status == "FINISHED")
+    assert finished.data.params["tracking.uri"] == f"http://alice:***@127.0.0.1:{mlflow_server.port}"
+    failed = next(c for c in children if c.info.status == "FAILED")
+    assert "clusterer.K=700" in failed.data.tags["error"]
+
+
+def test_a_server_that_does_not_answer_stops_a_run_and_a_sweep_at_once(tmp_path):
+    uri = f"http://bob:pw-Lk3@127.0.0.1:{free_port()}"
+    for mode in ([], ["-m", "clusterer.K=3,4"]):
+        started = time.perf_counter()
+        res = run_py(*mode, "dataset=synthetic", "tracking=server", store=uri, out=tmp_path / "hydra")
+        took = time.perf_counter() - started
+        assert res.returncode == 2, res.stdout + res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1, res.stderr
+        assert f"tracking.uri=http://bob:***@127.0.0.1:{uri.rsplit(':', 1)[1]} does not answer" in lines[0]
+        assert "pw-Lk3" not in res.stdout + res.stderr
+        assert "[1/" not in res.stdout  # no job started
+        assert took < 30, took
+
+
+def test_a_server_dying_mid_sweep_fails_the_jobs_that_cannot_log_and_a_rerun_does_only_those(mlflow_server, tmp_path):
+    grid = [
+        "dataset=synthetic",
+        "reducer.k=4",
+        "clusterer.K=2,3,4,5,6,7",
+        "clusterer.n_init=20",
+        "metrics.silhouette_sample_size=200",
+        "plots.enabled=false",
+        *server_args("server-fault", tmp_path),
+    ]
+    names = sorted(f"pca-k4-kmeans-K{k}" for k in range(2, 8))
+    out = tmp_path / "hydra"
+    cmd = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "-m",
+        *grid,
+        f"tracking.uri={mlflow_server.uri}",
+        f"hydra.sweep.dir={out}/sweep",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        seen, deadline = "", time.time() + 180
+        while seen.count("finished in") < 2 and time.time() < deadline:
+            seen += proc.stdout.readline()
+        mlflow_server.stop()  # the server dies: SIGTERM then SIGKILL to its process group
+        rest, _ = proc.communicate(timeout=300)
+    finally:
+        if mlflow_server.proc is None:
+            mlflow_server.start()  # the same port and store: a restart
+    text = seen + rest
+    assert proc.returncode == 1, text
+    failed_lines = [ln for ln in text.splitlines() if "FAILED" in ln and ln.startswith("[")]
+    assert failed_lines, text
+    summary = [ln for ln in text.splitlines() if ln.startswith("sweep failed:")]
+    assert len(summary) == 1, text
+    for line in failed_lines:  # every job that could not log is named in the summary
+        assert line.split("] ")[1].split(" …")[0] in summary[0]
+    assert "Traceback" not in text
+
+    client = MlflowClient(mlflow_server.uri)
+    _, before = experiment_runs(client, "server-fault")
+    kept = {c.info.run_id: c.data.metrics for c in before if c.info.status == "FINISHED"}
+    assert 2 <= len(kept) < 6
+
+    res = run_py("-m", *grid, store=mlflow_server.uri, out=out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("skipped: identical run") == len(kept)
+    parents, children = experiment_runs(client, "server-fault")
+    finished = sorted(c.info.run_name for c in children if c.info.status == "FINISHED")
+    assert finished == names  # all six, none twice
+    assert "RUNNING" not in {r.info.status for r in [*parents, *children]}
+    for run_id, metrics in kept.items():  # nothing logged before the crash was lost
+        assert client.get_run(run_id).data.metrics == metrics
+        assert "config.yaml" in {a.path for a in client.list_artifacts(run_id)}
