@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Set up clustersweep here: install the package (with the test tools given --dev) and make sure
-# Fashion-MNIST is available (dataset.path, cache, system package, or a mirror; where no mirror
-# answers and apt-get is there, Debian's dataset-fashion-mnist package is installed).
+# Set up clustersweep here: install the package (with the test tools and the Ray launcher given --dev, the Ray
+# launcher alone given --cluster) and make sure Fashion-MNIST is available (dataset.path, cache, system package,
+# or a mirror; where no mirror answers and apt-get is there, Debian's dataset-fashion-mnist package is installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
-if [ "${1:-}" = "--dev" ]; then extras="[dev]"; fi
-python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ".${extras}"
+case "${1:-}" in
+  --dev) extras="[dev,cluster]" ;;
+  --cluster) extras="[cluster]" ;;
+esac
+pip=(python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore)
+"${pip[@]}" -e ".${extras}"
+if [ -n "$extras" ]; then
+  # Without its pins: cloudpickle<3 (for its AWS launcher only) would break joblib; ray comes with [cluster].
+  "${pip[@]}" --no-deps "hydra-ray-launcher==1.2.2"
+fi
 if python -m clustersweep.data fetch; then exit 0; fi
 if command -v apt-get >/dev/null 2>&1; then
   sudo=""

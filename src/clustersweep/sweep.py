@@ -154,8 +154,10 @@ def hand_off(config: DictConfig, env: dict[str, str]) -> None:
     if not str(launcher.get("_target_", "")).endswith(".RayLauncher"):
         return
     init = OmegaConf.to_container(launcher.ray.init, resolve=True) or {}
-    if not init.get("address"):  # a Ray started for this sweep alone: on this machine, bound to loopback
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # (Ray's switch for "no remote nodes")
+    if str(init.get("address") or "127.0.0.1").split(":")[0] in ("127.0.0.1", "localhost"):
+        # Ray on this machine alone (started here, or a loopback cluster): Ray's switch for "no remote nodes"
+        # keeps it on 127.0.0.1; otherwise Ray swaps loopback for the machine's address and listens there.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     runtime_env = dict(init.pop("runtime_env", None) or {})

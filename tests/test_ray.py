@@ -1,0 +1,99 @@
+"""`hydra/launcher=ray`: a sweep as Ray tasks on a local Ray cluster (loopback, token authentication) that the
+test starts and stops, with the same metrics as the basic launcher and the reducer cache shared with it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port, run_py, stop_group
+from test_sweep import sweep_runs
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """`ray start --head` on 127.0.0.1 with a token of its own; yields (address, the env a client needs)."""
+    token_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    env = {**os.environ, **token_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # loopback only (see sweep.hand_off)
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="ray") as tmp:  # short: Ray's socket paths live under it
+        log = Path(tmp) / "start.log"
+        cmd = [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",  # the `ray` command of this Python
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={tmp}",
+        ]
+        with log.open("wb") as f:
+            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            deadline = time.time() + 120
+            while "Ray runtime started" not in log.read_text() and time.time() < deadline:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.5)
+            assert "Ray runtime started" in log.read_text(), log.read_text()
+            yield f"127.0.0.1:{port}", token_env
+        finally:
+            stop_group(proc, grace=5)
+
+
+GRID = [
+    "dataset=synthetic",
+    "reducer=pca,svd",
+    "reducer.k=4",
+    "clusterer.K=3,4",
+    "clusterer.n_init=2",
+    "metrics.silhouette_sample_size=200",
+    "plots.enabled=false",
+]
+
+
+def test_ray_launcher_gives_the_basic_launchers_metrics_and_reuses_its_cache(ray_cluster, store, tmp_path):
+    address, token_env = ray_cluster
+    cache = f"cache.dir={tmp_path / 'cache'}"  # a path every worker reaches (on a real cluster: a shared one)
+    basic = run_py("-m", *GRID, cache, store=store)
+    assert basic.returncode == 0, basic.stdout + basic.stderr
+    res = run_py(
+        "-m",
+        "hydra/launcher=ray",
+        f"hydra.launcher.ray.init.address={address}",
+        *GRID,
+        cache,
+        "sweep.rerun_finished=true",
+        store=store,
+        env=token_env,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "4 finished, 0 failed" in res.stdout
+    client, parents, children = sweep_runs(store)
+    assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
+    ray_parent = max(parents, key=lambda p: p.info.start_time).info.run_id
+    by_launcher: dict[str, dict[str, dict[str, float]]] = {"basic": {}, "ray": {}}
+    for c in children:
+        assert c.info.status == "FINISHED"
+        which = "ray" if c.data.tags["mlflow.parentRunId"] == ray_parent else "basic"
+        scores = {k: v for k, v in c.data.metrics.items() if not k.startswith("time_")}
+        by_launcher[which][c.info.run_name] = scores
+    assert len(by_launcher["ray"]) == 4 and by_launcher["ray"].keys() == by_launcher["basic"].keys()
+    for name, scores in by_launcher["ray"].items():
+        # Same labels, so the same scores; inertia is a float32 sum whose last digits move with the thread count.
+        assert scores == pytest.approx(by_launcher["basic"][name], rel=1e-6, abs=1e-12), name
+    ray_children = [c for c in children if c.data.tags["mlflow.parentRunId"] == ray_parent]
+    driver_pids = {p.data.tags["process.pid"] for p in parents}
+    assert not driver_pids & {c.data.tags["process.pid"] for c in ray_children}  # the jobs ran in Ray workers
+    assert {c.data.tags["cache.reducer"] for c in ray_children} == {"hit"}  # fitted once, by the basic sweep
