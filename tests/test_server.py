@@ -131,13 +131,13 @@ def test_a_server_dying_mid_sweep_fails_the_jobs_that_cannot_log_and_a_rerun_doe
     grid = [
         "dataset=synthetic",
         "reducer.k=4",
-        "clusterer.K=2,3,4,5,6,7",
+        "clusterer.K=2,3,4,5",
         "clusterer.n_init=20",
         "metrics.silhouette_sample_size=200",
         "plots.enabled=false",
         *server_args("server-fault", tmp_path),
     ]
-    names = sorted(f"pca-k4-kmeans-K{k}" for k in range(2, 8))
+    names = sorted(f"pca-k4-kmeans-K{k}" for k in range(2, 6))
     out = tmp_path / "hydra"
     cmd = [
         sys.executable,
@@ -171,14 +171,14 @@ def test_a_server_dying_mid_sweep_fails_the_jobs_that_cannot_log_and_a_rerun_doe
     client = MlflowClient(mlflow_server.uri)
     _, before = experiment_runs(client, "server-fault")
     kept = {c.info.run_id: c.data.metrics for c in before if c.info.status == "FINISHED"}
-    assert 2 <= len(kept) < 6
+    assert 2 <= len(kept) < 4
 
     res = run_py("-m", *grid, store=mlflow_server.uri, out=out)
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.count("skipped: identical run") == len(kept)
     parents, children = experiment_runs(client, "server-fault")
     finished = sorted(c.info.run_name for c in children if c.info.status == "FINISHED")
-    assert finished == names  # all six, none twice
+    assert finished == names  # all four, none twice
     assert "RUNNING" not in {r.info.status for r in [*parents, *children]}
     for run_id, metrics in kept.items():  # nothing logged before the crash was lost
         assert client.get_run(run_id).data.metrics == metrics
