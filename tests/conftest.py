@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -102,6 +103,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening_on(port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The local addresses of the TCP sockets listening on `port` (Linux /proc; no traffic sent)."""
+    found = set()
+    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, hex_port = local.split(":")
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(addr)
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))  # each 32-bit word is host-order
+            found.add(ipaddress.IPv6Address(words) if v6 else ipaddress.IPv4Address(words))
+    return found
+
+
+def loopback_only(port: int) -> bool:
+    """Whether something listens on `port` and only on loopback (127.0.0.0/8, ::1, ::ffff:127.x)."""
+    found = listening_on(port)
+    mapped = [getattr(a, "ipv4_mapped", None) or a for a in found]
+    return bool(found) and all(a.is_loopback for a in mapped)
+
+
 def stop_group(proc: subprocess.Popen, grace: float = 10) -> None:
     """End a service started with start_new_session=True: its whole process group, politely then for sure."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
@@ -152,9 +175,11 @@ class MlflowServer:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
     """A real `mlflow server` (SQLite backend, proxied artifacts) for the session; tests use their own experiment."""
     server = MlflowServer(tmp_path_factory.mktemp("server") / "mlruns")
+    server.store.mkdir()
+    shutil.copy(empty_store, server.store / "mlflow.db")  # the schema made once: the server starts sooner
     server.start()
     yield server
     server.stop()

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, run_py, stop_group
+from conftest import free_port, loopback_only, run_py, stop_group
 from test_sweep import sweep_runs
 
 
@@ -64,6 +64,7 @@ GRID = [
 
 def test_ray_launcher_gives_the_basic_launchers_metrics_and_reuses_its_cache(ray_cluster, store, tmp_path):
     address, token_env = ray_cluster
+    assert loopback_only(int(address.rsplit(":", 1)[1]))  # Ray's GCS, bound to 127.0.0.1 only
     cache = f"cache.dir={tmp_path / 'cache'}"  # a path every worker reaches (on a real cluster: a shared one)
     basic = run_py("-m", *GRID, cache, store=store)
     assert basic.returncode == 0, basic.stdout + basic.stderr

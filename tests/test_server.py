@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import requests
-from conftest import ROOT, free_port, run_py
+from conftest import ROOT, free_port, loopback_only, run_py
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -55,6 +55,7 @@ def test_a_joblib_sweep_logs_runs_metrics_and_artifacts_to_the_server_and_no_sec
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "4 finished, 0 failed" in res.stdout
+    assert loopback_only(mlflow_server.port)  # serve_tracking.sh binds 127.0.0.1 unless told otherwise
     client = MlflowClient(mlflow_server.uri)
     (parent,), children = experiment_runs(client, "server-sweep")
     assert parent.info.status == "FINISHED" and len(children) == 4
