@@ -15,9 +15,20 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from clustersweep import plots, report
+from clustersweep.metrics import LOWER_IS_BETTER
 
-LOWER_IS_BETTER = {"inertia", "davies_bouldin", "reconstruction_mse", "noise_fraction"}
-SHOWN_METRICS = ["silhouette", "ari", "nmi", "purity", "acc_hungarian", "inertia", "n_clusters", "noise_fraction"]
+SHOWN_METRICS = [
+    "silhouette",
+    "davies_bouldin",
+    "calinski_harabasz",
+    "ari",
+    "nmi",
+    "purity",
+    "acc_hungarian",
+    "inertia",
+    "n_clusters",
+    "noise_fraction",
+]
 _NOT_SWEPT = ("estimator", "label", "experiment", "tracking.", "cache.", "sweep.", "dataset.files", "dataset.mirrors")
 
 
@@ -50,13 +61,18 @@ def table(runs: list[Run], skipped_ids: set[str] = frozenset()) -> pd.DataFrame:
 
 
 def sweep_table(client: MlflowClient, parent_id: str) -> pd.DataFrame:
-    """The parent's children plus the earlier runs its skipped jobs stand for."""
+    """The parent's children plus the earlier runs its skipped jobs stand for (a search may propose a trial that
+    one of its own children already ran: that run is listed once). attrs["skipped_jobs"]: the skipped jobs' runs."""
     parent = client.get_run(parent_id)
     children = client.search_runs(
         [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=50_000
     )
-    skipped = {v for k, v in parent.data.tags.items() if k.startswith("skipped.")}
-    return table([*children, *(client.get_run(i) for i in sorted(skipped))], skipped)
+    twins = [v for k, v in parent.data.tags.items() if k.startswith("skipped.")]
+    earlier = sorted(set(twins) - {r.info.run_id for r in children})
+    df = table([*children, *(client.get_run(i) for i in earlier)], set(earlier))
+    names = dict(zip(df.run_id, df.run_name, strict=True))
+    df.attrs["skipped_jobs"] = [names[i] for i in twins]
+    return df
 
 
 def experiment_table(client: MlflowClient, experiment: str) -> pd.DataFrame:
