@@ -64,3 +64,32 @@ def test_pca_umap_chain_runs_is_cached_and_skips_reconstruction(make_cfg, store)
     client = MlflowClient(store)
     assert client.get_run(second.run_id).data.tags["cache.reducer"] == "hit"
     assert np.isclose(first.metrics["nmi"], second.metrics["nmi"])
+
+
+def test_leaderboard_lists_each_familys_best_by_the_label_free_metric(make_cfg, store, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    k3, k4 = run(make_cfg("clusterer.K=3")), run(make_cfg("clusterer.K=4"))
+    gmm = run(make_cfg("clusterer=gmm", "clusterer.K=4"))
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- leaderboard:begin -->\nold\n<!-- leaderboard:end -->\ntail\n")
+    cmd = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--experiment", "synthetic", "--leaderboard"]
+    res = subprocess.run(
+        [*cmd, "--tracking-uri", store, "--out", str(tmp_path), "--readme", str(readme)], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in (tmp_path / "leaderboard.md").read_text().splitlines() if line.startswith("| pca")]
+    assert len(rows) == 2
+    best_km = max((k3, k4), key=lambda r: r.metrics["silhouette"])
+    by_family = {row.split(" | ")[0].strip("| "): row for row in rows}
+    assert best_km.run_name in by_family["pca → kmeans"] and gmm.run_name in by_family["pca → gmm"]
+    cells = [c.strip() for c in by_family["pca → gmm"].strip("|").split("|")]
+    assert float(cells[3]) == pytest.approx(gmm.metrics["silhouette"], abs=5e-4)  # the selecting metric
+    assert float(cells[5]) == pytest.approx(gmm.metrics["nmi"], abs=5e-4) and cells[-1] == gmm.run_id
+    text = readme.read_text()
+    assert "old" not in text and by_family["pca → gmm"] in text and text.endswith("tail\n")
+    bad = subprocess.run([*cmd, "--metric", "nmi", "--tracking-uri", store], capture_output=True, text=True)
+    assert bad.returncode == 2 and "cannot pick a leaderboard" in bad.stderr

@@ -98,6 +98,33 @@ def best(df: pd.DataFrame, metric: str) -> pd.Series | None:
     return ok.loc[idx]
 
 
+def leaderboard(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
+    """The best run of each method family (reducer × clusterer), chosen by the label-free `select_by` among runs
+    scored in the common space; ARI/NMI/purity/ACC beside it for interpretation. Best family first."""
+    cols = {"reducer.name", "clusterer.name", "metrics.space", select_by}
+    if not cols <= set(df.columns):
+        return pd.DataFrame()
+    ok = df[(df.status == "FINISHED") & (df["metrics.space"] == "common") & df[select_by].notna()]
+    rows = []
+    for (reducer, clusterer), runs in ok.groupby(["reducer.name", "clusterer.name"]):
+        top = best(runs, select_by)
+        rows.append(
+            {
+                "reducer → clusterer": f"{reducer} → {clusterer}",
+                "best run (by " + select_by + ")": top.run_name,
+                "runs": len(runs),
+                select_by: top[select_by],
+                **{m: top.get(m) for m in ("ari", "nmi", "purity", "acc_hungarian")},
+                "wall time (s)": top.get("time_total_s"),
+                "run_id": top.run_id,
+            }
+        )
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    return out.sort_values(select_by, ascending=select_by in LOWER_IS_BETTER).reset_index(drop=True)
+
+
 def figures(df: pd.DataFrame, select_by: str) -> dict[str, object]:
     """Each metric against each swept numeric param (a line per other choice), and a heatmap over two."""
     df = df[df.status == "FINISHED"]
