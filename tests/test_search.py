@@ -82,3 +82,17 @@ def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_p
     values = [c.data.metrics["silhouette"] for c in children if c.info.status == "FINISHED"]
     assert max(values) == study.best_value  # each trial's value is its run's label-free metric
     assert Path(store[len("sqlite:///") :]).parent.joinpath("optuna.db").exists()
+    client, _ = runs(store)
+    summary = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
+    assert {"summary/search_silhouette_vs_reducer.k.html", "summary/search_silhouette_vs_clusterer.K.html"} <= summary
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(store):
+    args = [a for a in SEARCH if not a.startswith(("clusterer.K=", "clusterer.n_init="))]
+    res = run_py(*args, "clusterer.K=choice(3,700)", "clusterer.n_init=2", store=store, timeout=300)
+    assert res.returncode == 1, res.stdout + res.stderr  # the sweep reports its failed jobs
+    assert "FAILED: clusterer.K=700 is not allowed" in res.stdout
+    study = optuna.load_study(study_name="pca_kmeans", storage=study_storage(store))
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 3 and "FAIL" in states, states  # every trial of the budget was tried
+    assert "sweep failed:" in res.stdout

@@ -72,6 +72,7 @@ def sweep_table(client: MlflowClient, parent_id: str) -> pd.DataFrame:
     df = table([*children, *(client.get_run(i) for i in earlier)], set(earlier))
     names = dict(zip(df.run_id, df.run_name, strict=True))
     df.attrs["skipped_jobs"] = [names[i] for i in twins]
+    df.attrs["study"] = parent.data.tags.get("sweep.study")  # an Optuna search, not a grid
     return df
 
 
@@ -126,9 +127,13 @@ def leaderboard(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
 
 
 def figures(df: pd.DataFrame, select_by: str) -> dict[str, object]:
-    """Each metric against each swept numeric param (a line per other choice), and a heatmap over two."""
+    """Each metric against each swept numeric param (a line per other choice), and a heatmap over two; for a
+    search (its trials are scattered, not a grid), the objective and NMI/ARI against each searched param."""
+    study = df.attrs.get("study")
     df = df[df.status == "FINISHED"]
     params = swept(df)
+    if study and select_by in df:
+        return {f"search_{select_by}_vs_{x}": plots.search_trials(df, x, select_by) for x in params}
     numeric = [p for p in params if pd.api.types.is_numeric_dtype(df[p])]
     metrics = [m for m in dict.fromkeys([select_by, *SHOWN_METRICS]) if m in df and df[m].notna().any()]
     figs: dict[str, object] = {}

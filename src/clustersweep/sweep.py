@@ -13,7 +13,6 @@ only some choices have (`clusterer.K` with `clusterer=kmeans,dbscan`) stops the 
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -216,10 +215,11 @@ def abort(status: str) -> None:
         print(f"sweep: could not close the parent run: {one_line(e)}", file=sys.stderr)
 
 
-def job(cfg: DictConfig) -> float:
+def job(cfg: DictConfig) -> float | None:
     """One sweep job as a child run; records failures instead of raising (except Ctrl-C).
 
-    Returns the job's `sweep.select_by` metric, the objective of a search (NaN when it failed or has none)."""
+    Returns the job's `sweep.select_by` metric, the objective of a search; None when it failed or has none (the
+    Optuna sweeper then marks the trial failed and goes on)."""
     parent = os.environ.get(ENV_PARENT, "")
     hc = HydraConfig.get()
     num, total = hc.job.num, os.environ.get(ENV_TOTAL, "?")
@@ -238,7 +238,7 @@ def job(cfg: DictConfig) -> float:
             if done is not None:
                 client.set_tag(parent, f"skipped.{num}", done)
                 print(f"{head} … skipped: identical run {done} already finished", flush=True)
-                return client.get_run(done).data.metrics.get(cfg.sweep.select_by, math.nan)
+                return client.get_run(done).data.metrics.get(cfg.sweep.select_by)
             print(f"{head} … started", flush=True)
             result = execute(prep, tags)
     except KeyboardInterrupt:
@@ -247,14 +247,14 @@ def job(cfg: DictConfig) -> float:
     except Exception as e:  # noqa: BLE001 - a failed job must not stop the sweep
         _record_failure(client, cfg, tags, label, e)
         print(f"{head} … FAILED: {one_line(e)}", flush=True)
-        return math.nan
+        return None
     took = time.perf_counter() - started
     nmi = result.metrics.get("nmi")
     print(
         f"{head} … finished in {took:.1f} s" + (f", nmi {nmi:.2f}" if nmi is not None else "") + _eta(num, total),
         flush=True,
     )
-    return result.metrics.get(cfg.sweep.select_by, math.nan)
+    return result.metrics.get(cfg.sweep.select_by)
 
 
 def _record_failure(client: MlflowClient, cfg: DictConfig, tags: dict[str, str], label: str, e: Exception) -> None:
