@@ -12,10 +12,9 @@ TASKS = {"cluster": run, "eda": eda.run, "notebook": notebook.run}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     if sweep.in_multirun():
-        sweep.job(cfg)  # a child run; a failure is recorded, not raised
-        return
+        return sweep.job(cfg)  # a child run; a failure is recorded, not raised; the value steers a search
     with user_errors():
         if cfg.task not in TASKS:
             raise ConfigError(f"task={cfg.task!r} is not allowed: expected one of {', '.join(TASKS)}")

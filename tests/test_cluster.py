@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
-from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans
+from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans
+from sklearn.mixture import GaussianMixture
 
 from clustersweep.cluster import NOISE, KDistanceDBSCAN, assign, fit, knee
 
@@ -46,3 +47,21 @@ def test_kdistance_dbscan_takes_eps_from_a_percentile_or_the_knee():
 def test_knee_of_a_hockey_stick():
     curve = np.concatenate([np.linspace(0, 1, 90), np.linspace(1, 20, 10)])
     assert knee(curve) == pytest.approx(1.0, abs=0.3)
+
+
+def test_hdbscan_test_points_take_their_nearest_fitted_points_label_noise_included():
+    rng = np.random.RandomState(0)
+    Z = np.vstack([rng.normal(0, 0.1, (30, 2)), rng.normal(5, 0.1, (30, 2)), [[20.0, 20.0]]])
+    hdb = HDBSCAN(min_cluster_size=10, copy=True)
+    labels = fit(hdb, Z)
+    assert labels[-1] == NOISE and len(set(labels[:-1])) == 2
+    out = assign(hdb, Z, labels, np.array([[0.05, 0.0], [5.0, 5.1], [19.0, 19.0]]))
+    assert out.tolist() == [labels[0], labels[30], NOISE]
+
+
+def test_gmm_uses_predict():
+    Z = np.array([[0.0], [0.1], [0.2], [10.0], [10.1], [10.2]])
+    gmm = GaussianMixture(2, random_state=0)
+    labels = fit(gmm, Z)
+    out = assign(gmm, Z, labels, np.array([[0.15], [9.9]]))
+    assert out[0] == labels[0] and out[1] == labels[3]

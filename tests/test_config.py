@@ -8,8 +8,8 @@ from clustersweep.config import ConfigError, validate
 from clustersweep.pipeline import run_name
 
 
-@pytest.mark.parametrize("reducer", ["pca", "svd", "none"])
-@pytest.mark.parametrize("clusterer", ["kmeans", "dbscan"])
+@pytest.mark.parametrize("reducer", ["pca", "svd", "none", "umap", "pca_umap"])
+@pytest.mark.parametrize("clusterer", ["kmeans", "dbscan", "gmm", "hdbscan", "agglomerative", "minibatch_kmeans"])
 def test_every_choice_composes_validates_and_builds_the_sklearn_class(make_cfg, reducer, clusterer):
     cfg = make_cfg(f"reducer={reducer}", f"clusterer={clusterer}")
     validate(cfg)
@@ -55,6 +55,22 @@ def test_short_names_feed_the_estimator(make_cfg):
         (["+reducer.foo=1"], "reducer.foo=1 is not a parameter of reducer=pca: expected one of k, whiten"),
         (["+reducer.estimator.bar=2"], "unexpected keyword argument 'bar'"),
         (["metrics.silhouette_sample_size=1"], "metrics.silhouette_sample_size=1"),
+        (["metrics.space=pixels"], "metrics.space='pixels' is not allowed: expected one of common, embedding"),
+        (["metrics.common_k=0"], "metrics.common_k=0 is not allowed: expected an integer in 1..784"),
+        (["sweep.select_by=nmi"], "expected one of silhouette, davies_bouldin, calinski_harabasz"),
+        (
+            ["reducer=umap", "reducer.n_neighbors=1"],
+            "reducer.n_neighbors=1 is not allowed: expected an integer in 2..599",
+        ),
+        (["reducer=pca_umap", "reducer.min_dist=-0.1"], "reducer.min_dist=-0.1 is not allowed: expected a number ≥ 0"),
+        (["reducer=pca_umap", "reducer.pca_k=0"], "reducer.pca_k=0 is not allowed"),
+        (["reducer=pca_umap", "+reducer.foo=1"], "expected one of pca_k, k, n_neighbors, min_dist"),
+        (["clusterer=gmm", "clusterer.K=1"], "clusterer.K=1 is not allowed"),
+        (["clusterer=gmm", "clusterer.covariance_type=round"], "'covariance_type' parameter of GaussianMixture"),
+        (["clusterer=hdbscan", "clusterer.min_cluster_size=1"], "clusterer.min_cluster_size=1 is not allowed"),
+        (["clusterer=hdbscan", "clusterer.min_samples=0"], "clusterer.min_samples=0 is not allowed"),
+        (["clusterer=agglomerative", "clusterer.linkage=median"], "'linkage' parameter of AgglomerativeClustering"),
+        (["clusterer=minibatch_kmeans", "clusterer.batch_size=0"], "clusterer.batch_size=0 is not allowed"),
     ],
 )
 def test_bad_values_give_one_line_naming_key_value_and_allowed(make_cfg, overrides, message):
@@ -63,3 +79,16 @@ def test_bad_values_give_one_line_naming_key_value_and_allowed(make_cfg, overrid
     text = str(err.value)
     assert message in text
     assert "\n" not in text
+
+
+def test_a_quadratic_clusterer_on_too_many_rows_is_refused(make_cfg):
+    with pytest.raises(ConfigError, match="would fit 60000 rows, expected at most 20000"):
+        validate(make_cfg("clusterer=agglomerative", "clusterer.n_fit=null", tiny=False))
+    validate(make_cfg("clusterer=agglomerative", tiny=False))  # its default subsample
+
+
+def test_a_pipeline_reducer_feeds_its_short_keys_to_each_step(make_cfg):
+    cfg = make_cfg("reducer=pca_umap", "reducer.pca_k=20", "reducer.k=3", "reducer.n_neighbors=7", "seed=5")
+    pca, umap = (step for _, step in instantiate(cfg.reducer.estimator).steps)
+    assert (pca.n_components, umap.n_components, umap.n_neighbors, umap.random_state) == (20, 3, 7, 5)
+    assert run_name(cfg) == "pca20-umap-k3-n7-d0.0-kmeans-K4"

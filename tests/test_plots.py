@@ -209,3 +209,19 @@ def test_write_html_uses_the_cdn(data, tmp_path):
     page = plots.write_html(plots.class_counts(y, NAMES), tmp_path / "counts.html", embed_plotlyjs=False)
     text = page.read_text()
     assert "cdn.plot.ly" in text and "Trouser" in text
+
+
+def test_search_trials_puts_the_objective_beside_the_label_scores():
+    df = pd.DataFrame(
+        {
+            "run_name": ["a", "b", "c"],
+            "clusterer.K": ["10", "8", "9"],
+            "silhouette": [0.1, 0.3, 0.2],
+            "nmi": [0.6, 0.5, 0.55],
+            "ari": [0.4, 0.3, 0.35],
+        }
+    )
+    fig = plots.search_trials(df, "clusterer.K", "silhouette")
+    assert [t.name for t in fig.data] == ["silhouette", "nmi", "ari"]
+    assert list(fig.data[0].x) == [8, 9, 10] and list(fig.data[0].y) == [0.3, 0.2, 0.1]  # numeric order
+    assert fig.data[0].xaxis == "x" and fig.data[1].xaxis == "x2"  # objective left, labels beside it

@@ -63,5 +63,12 @@ def fit_reducer(cfg: DictConfig, data_sha256: str, uri: str) -> tuple[Any, np.nd
     return reducer, Z_train, Z_test, hit
 
 
+def common_space(cfg: DictConfig, data_sha256: str, uri: str) -> np.ndarray:
+    """Train in the one space where every run's label-free metrics are computed: exact PCA to `metrics.common_k`."""
+    estimator = {"_target_": "sklearn.decomposition.PCA", "n_components": cfg.metrics.common_k}
+    estimator["svd_solver"] = "covariance_eigh"
+    return _cached(cfg, uri, _fit_reducer, estimator, data_sha256)[0][1]
+
+
 def spectrum(cfg: DictConfig, data_sha256: str, uri: str) -> np.ndarray:
     return _cached(cfg, uri, _spectrum, data_sha256)[0]

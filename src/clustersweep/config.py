@@ -17,6 +17,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from clustersweep.metrics import LABEL_FREE, LOWER_IS_BETTER
+
 
 def _eps_label(eps: Any, percentile: Any) -> str:
     """Run-name part of a DBSCAN config: `p90` when eps comes from a percentile, else `eps8.0` / `epsauto`."""
@@ -25,7 +27,13 @@ def _eps_label(eps: Any, percentile: Any) -> str:
     return f"p{percentile:g}" if isinstance(percentile, int | float) else f"p{percentile}"
 
 
+def _direction(metric: str) -> str:
+    """An Optuna study's direction for its objective metric."""
+    return "minimize" if metric in LOWER_IS_BETTER else "maximize"
+
+
 OmegaConf.register_new_resolver("cs.eps_label", _eps_label, replace=True)
+OmegaConf.register_new_resolver("cs.direction", _direction, replace=True)
 
 
 class ConfigError(ValueError):
@@ -74,6 +82,18 @@ def _positive_or_auto(v: Any) -> str | None:
     return None if v == "auto" or _positive(v) is None else "a number > 0 or 'auto'"
 
 
+def _at_least_zero(v: Any) -> str | None:
+    ok = isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    return None if ok else "a number ≥ 0"
+
+
+def _one_of(*allowed: str) -> Check:
+    def check(v: Any) -> str | None:
+        return None if v in allowed else "one of " + ", ".join(allowed)
+
+    return check
+
+
 def _percentile(v: Any) -> str | None:
     ok = isinstance(v, Real) and not isinstance(v, bool) and 0 < v <= 100
     return None if ok else "a percentile in (0, 100]"
@@ -95,13 +115,21 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "dataset.n_train": _optional(_int_in(lim.n_classes, lim.size_train, per_class)),
         "dataset.n_test": _optional(_int_in(lim.n_classes, lim.size_test, per_class)),
         "reducer.k": _int_in(1, lim.n_features, " (the number of pixel features)"),
+        "reducer.pca_k": _int_in(1, lim.n_features, " (the number of pixel features)"),
+        "reducer.n_neighbors": _int_in(2, lim.n_train - 1, " (fewer than the train samples)"),
+        "reducer.min_dist": _at_least_zero,
         "clusterer.K": _int_in(2, lim.n_train, " (at most the number of train samples)"),
         "clusterer.n_init": _int_in(1),
         "clusterer.eps": _positive_or_auto,
         "clusterer.eps_percentile": _optional(_percentile),
         "clusterer.n_fit": _optional(_int_in(2, math.inf, " (at least the train size means all of it)")),
-        "clusterer.min_samples": _int_in(1, lim.n_train, " (at most the number of train samples)"),
+        "clusterer.min_samples": _optional(_int_in(1, lim.n_train, " (at most the number of train samples)")),
+        "clusterer.min_cluster_size": _int_in(2, lim.n_train, " (at most the number of train samples)"),
+        "clusterer.batch_size": _int_in(1),
         "metrics.silhouette_sample_size": _int_in(2),
+        "metrics.space": _one_of("common", "embedding"),
+        "sweep.select_by": _one_of(*LABEL_FREE),
+        "metrics.common_k": _int_in(1, lim.n_features, " (the number of pixel features)"),
         "plots.scatter_points": _int_in(1),
     }
 
@@ -119,6 +147,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         why = check(value)
         if why is not None:
             raise ConfigError(f"{key}={value!r} is not allowed: expected {why}")
+    _check_fit_size(cfg.clusterer, limits(cfg).n_train)
     built = {}
     for group in ("reducer", "clusterer"):
         _check_keys_used(cfg[group], group)
@@ -126,16 +155,29 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     return built
 
 
-_DESCRIPTIVE = {"name", "label", "estimator", "n_fit"}  # keys that describe or steer the stage, not the estimator
+def _check_fit_size(node: DictConfig, n_train: int) -> None:
+    """A clusterer whose memory grows with n² (`max_n_fit`) must be fitted on a subsample small enough."""
+    cap = node.get("max_n_fit")
+    rows = min(node.get("n_fit") or n_train, n_train)
+    if cap is not None and rows > cap:
+        raise ConfigError(
+            f"clusterer.n_fit={node.get('n_fit')!r} is not allowed for clusterer={node.name}: it would fit {rows} rows,"
+            f" expected at most {cap} (its memory grows with n²; set clusterer.n_fit)"
+        )
+
+
+# Keys that describe or steer the stage, not the estimator.
+_DESCRIPTIVE = {"name", "label", "estimator", "n_fit", "max_n_fit"}
 
 
 def _check_keys_used(node: DictConfig, group: str) -> None:
-    """A short key (`k`, `K`, `eps`) must feed the estimator; one that does not is a typo or belongs elsewhere."""
+    """A short key (`k`, `K`, `eps`) must feed the estimator (as `${..k}`, or `${reducer.k}` inside a pipeline's
+    steps); one that does not is a typo or belongs elsewhere."""
     raw = OmegaConf.to_container(node, resolve=False)
     used = str(raw.get("estimator"))
     if "${" not in used:  # a resolved snapshot (a logged config.yaml): it was checked when it was composed
         return
-    known = [k for k in raw if k not in _DESCRIPTIVE and f"${{..{k}}}" in used]
+    known = [k for k in raw if k not in _DESCRIPTIVE and (f"${{..{k}}}" in used or f"${{{group}.{k}}}" in used)]
     for key in raw:
         if key not in _DESCRIPTIVE and key not in known:
             raise ConfigError(
@@ -154,13 +196,20 @@ def build(node: DictConfig, group: str) -> Any:
     except Exception as e:  # noqa: BLE001 - any construction failure is a config problem
         cause = e.__cause__ or e
         raise ConfigError(f"{group}.estimator ({node.get('_target_')}) cannot be built: {_first_line(cause)}") from None
-    check = getattr(est, "_validate_params", None)
-    if check is not None:
-        try:
-            check()
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"{group}: {_first_line(e)}") from None
+    try:
+        _check_params(est)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{group}: {_first_line(e)}") from None
     return est
+
+
+def _check_params(est: Any) -> None:
+    """scikit-learn's own parameter constraints, for the estimator and each step of a Pipeline. (umap-learn checks
+    its parameters only with the data in hand; its short keys are checked by the rules above.)"""
+    for _, step in getattr(est, "steps", []):
+        _check_params(step)
+    if hasattr(est, "_parameter_constraints"):
+        est._validate_params()
 
 
 def _first_line(e: BaseException) -> str:

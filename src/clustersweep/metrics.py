@@ -4,7 +4,9 @@
 - `purity`: each cluster maps to its majority *train* label; the test accuracy of that mapping.
 - `acc_hungarian`: the best one-to-one cluster→class mapping on test (the papers' clustering ACC).
   Noise points are never counted correct in either accuracy.
-- `silhouette`: on reduced train, noise left out, on a seeded sample of `sample_size` points.
+- Label-free, on the fitted train rows (noise left out) in the space the caller gives (`metrics.space`):
+  `silhouette` (on a seeded sample of `sample_size` points; higher is better), `davies_bouldin` (lower is
+  better), `calinski_harabasz` (higher is better).
 A metric that is undefined for a run is left out and its reason returned, to be logged as a tag.
 """
 
@@ -14,9 +16,16 @@ import hashlib
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    normalized_mutual_info_score,
+)
 
 NOISE = -1
+LABEL_FREE = ("silhouette", "davies_bouldin", "calinski_harabasz")  # may pick a run; the labels never do
+LOWER_IS_BETTER = {"inertia", "davies_bouldin", "reconstruction_mse", "noise_fraction"}
 
 
 def contingency(y: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,11 +124,12 @@ def score(
     train_clusters: np.ndarray,
     y_test: np.ndarray,
     test_clusters: np.ndarray,
-    Z_train: np.ndarray,
+    space: np.ndarray,
     silhouette_sample_size: int,
     seed: int,
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """All label-based and internal scores; returns (metrics, {metric: why it was left out})."""
+    """All label-based and internal scores (those on `space`, the fitted train rows in the metric space);
+    returns (metrics, {metric: why it was left out})."""
     found = train_clusters[train_clusters != NOISE]
     m: dict[str, float] = {
         "ari": float(adjusted_rand_score(y_test, test_clusters)),
@@ -132,10 +142,14 @@ def score(
     if (train_clusters == NOISE).any():
         m["noise_fraction"] = float(np.mean(train_clusters == NOISE))
     keep = train_clusters != NOISE
+    X, labels = space[keep], train_clusters[keep]
     try:
-        m["silhouette"], m["silhouette_n"] = silhouette(
-            Z_train[keep], train_clusters[keep], silhouette_sample_size, seed
-        )
+        m["silhouette"], m["silhouette_n"] = silhouette(X, labels, silhouette_sample_size, seed)
     except ValueError as e:
         skipped["silhouette"] = str(e)
+    for name, internal in (("davies_bouldin", davies_bouldin_score), ("calinski_harabasz", calinski_harabasz_score)):
+        try:
+            m[name] = float(internal(X, labels))
+        except ValueError as e:
+            skipped[name] = str(e)
     return m, skipped

@@ -168,12 +168,13 @@ def _fit_and_log(
         test_clusters = cluster.assign(clusterer, Z_train[idx], fit_clusters, Z_test)
     f = Fitted(reducer, clusterer, Z_train, Z_test, idx, fit_clusters, test_clusters, evr)
     with watch("metrics"):
+        space = Z_train if cfg.metrics.space == "embedding" else cache.common_space(cfg, data.sha256, uri)
         m, skipped = metrics.score(
             data.y_train[idx],
             fit_clusters,
             data.y_test,
             test_clusters,
-            Z_train[idx],
+            space[idx],
             cfg.metrics.silhouette_sample_size,
             cfg.seed,
         )

@@ -375,6 +375,19 @@ def metric_vs_param(df: pd.DataFrame, x: str, y: str, color: str | None, title: 
     return fig
 
 
+def search_trials(df: pd.DataFrame, x: str, objective: str, labelled: Sequence[str] = ("nmi", "ari")) -> go.Figure:
+    """A search's trials against one searched parameter: the label-free objective that steered the search (left)
+    and, for interpretation only, the label scores beside it (right). One marker per trial, named on hover."""
+    df = df.assign(**{x: _numeric(df[x])}).sort_values(x)
+    fig = make_subplots(1, 2, subplot_titles=(f"{objective} (the objective)", "against the labels (not used)"))
+    fig.add_trace(go.Scatter(x=df[x], y=df[objective], mode="markers", name=objective, text=df.run_name), row=1, col=1)
+    for m in [m for m in labelled if m in df]:
+        fig.add_trace(go.Scatter(x=df[x], y=df[m], mode="markers", name=m, text=df.run_name), row=1, col=2)
+    fig.update_layout(title=f"Search trials vs {x}")
+    fig.update_xaxes(title_text=x)
+    return fig
+
+
 def two_axis(x: ArrayLike, y1: ArrayLike, y2: ArrayLike, name1: str, name2: str, title: str, x_title: str) -> go.Figure:
     """Two metrics of different scale against one parameter, e.g. inertia (elbow) and silhouette vs K."""
     order = np.argsort(np.asarray(x))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import TransformerMixin
+from sklearn.preprocessing import FunctionTransformer
 
 
 def fit_transform(reducer: TransformerMixin, X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -19,7 +20,11 @@ def explained_variance(reducer: TransformerMixin) -> float | None:
 
 
 def reconstruct(reducer: TransformerMixin, Z: np.ndarray) -> np.ndarray | None:
-    """Map reduced points back to pixel space (None when the reducer cannot invert)."""
+    """Map reduced points back to pixel space; None unless every step is linear (PCA, TruncatedSVD: a matrix
+    product back) or the identity. UMAP's inverse_transform is a slow per-point optimization, not a reconstruction."""
+    steps = [step for _, step in getattr(reducer, "steps", [("", reducer)])]
+    if not all(hasattr(s, "components_") or isinstance(s, FunctionTransformer) for s in steps):
+        return None
     inverse = getattr(reducer, "inverse_transform", None)
     if inverse is None:
         return None

@@ -15,9 +15,20 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from clustersweep import plots, report
+from clustersweep.metrics import LOWER_IS_BETTER
 
-LOWER_IS_BETTER = {"inertia", "davies_bouldin", "reconstruction_mse", "noise_fraction"}
-SHOWN_METRICS = ["silhouette", "ari", "nmi", "purity", "acc_hungarian", "inertia", "n_clusters", "noise_fraction"]
+SHOWN_METRICS = [
+    "silhouette",
+    "davies_bouldin",
+    "calinski_harabasz",
+    "ari",
+    "nmi",
+    "purity",
+    "acc_hungarian",
+    "inertia",
+    "n_clusters",
+    "noise_fraction",
+]
 _NOT_SWEPT = ("estimator", "label", "experiment", "tracking.", "cache.", "sweep.", "dataset.files", "dataset.mirrors")
 
 
@@ -50,13 +61,19 @@ def table(runs: list[Run], skipped_ids: set[str] = frozenset()) -> pd.DataFrame:
 
 
 def sweep_table(client: MlflowClient, parent_id: str) -> pd.DataFrame:
-    """The parent's children plus the earlier runs its skipped jobs stand for."""
+    """The parent's children plus the earlier runs its skipped jobs stand for (a search may propose a trial that
+    one of its own children already ran: that run is listed once). attrs["skipped_jobs"]: the skipped jobs' runs."""
     parent = client.get_run(parent_id)
     children = client.search_runs(
         [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=50_000
     )
-    skipped = {v for k, v in parent.data.tags.items() if k.startswith("skipped.")}
-    return table([*children, *(client.get_run(i) for i in sorted(skipped))], skipped)
+    twins = [v for k, v in parent.data.tags.items() if k.startswith("skipped.")]
+    earlier = sorted(set(twins) - {r.info.run_id for r in children})
+    df = table([*children, *(client.get_run(i) for i in earlier)], set(earlier))
+    names = dict(zip(df.run_id, df.run_name, strict=True))
+    df.attrs["skipped_jobs"] = [names[i] for i in twins]
+    df.attrs["study"] = parent.data.tags.get("sweep.study")  # an Optuna search, not a grid
+    return df
 
 
 def experiment_table(client: MlflowClient, experiment: str) -> pd.DataFrame:
@@ -82,10 +99,41 @@ def best(df: pd.DataFrame, metric: str) -> pd.Series | None:
     return ok.loc[idx]
 
 
+def leaderboard(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
+    """The best run of each method family (reducer × clusterer), chosen by the label-free `select_by` among runs
+    scored in the common space; ARI/NMI/purity/ACC beside it for interpretation. Best family first."""
+    cols = {"reducer.name", "clusterer.name", "metrics.space", select_by}
+    if not cols <= set(df.columns):
+        return pd.DataFrame()
+    ok = df[(df.status == "FINISHED") & (df["metrics.space"] == "common") & df[select_by].notna()]
+    rows = []
+    for (reducer, clusterer), runs in ok.groupby(["reducer.name", "clusterer.name"]):
+        top = best(runs, select_by)
+        rows.append(
+            {
+                "reducer → clusterer": f"{reducer} → {clusterer}",
+                "best run (by " + select_by + ")": top.run_name,
+                "runs": len(runs),
+                select_by: top[select_by],
+                **{m: top.get(m) for m in ("ari", "nmi", "purity", "acc_hungarian")},
+                "wall time (s)": top.get("time_total_s"),
+                "run_id": top.run_id,
+            }
+        )
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    return out.sort_values(select_by, ascending=select_by in LOWER_IS_BETTER).reset_index(drop=True)
+
+
 def figures(df: pd.DataFrame, select_by: str) -> dict[str, object]:
-    """Each metric against each swept numeric param (a line per other choice), and a heatmap over two."""
+    """Each metric against each swept numeric param (a line per other choice), and a heatmap over two; for a
+    search (its trials are scattered, not a grid), the objective and NMI/ARI against each searched param."""
+    study = df.attrs.get("study")
     df = df[df.status == "FINISHED"]
     params = swept(df)
+    if study and select_by in df:
+        return {f"search_{select_by}_vs_{x}": plots.search_trials(df, x, select_by) for x in params}
     numeric = [p for p in params if pd.api.types.is_numeric_dtype(df[p])]
     metrics = [m for m in dict.fromkeys([select_by, *SHOWN_METRICS]) if m in df and df[m].notna().any()]
     figs: dict[str, object] = {}

@@ -42,7 +42,7 @@ from clustersweep.pipeline import execute, prepare, run_name
 ENV_PARENT, ENV_TOTAL, ENV_START = "CLUSTERSWEEP_PARENT_RUN", "CLUSTERSWEEP_SWEEP_TOTAL", "CLUSTERSWEEP_SWEEP_START"
 # What a job on a Ray worker needs from the driver's environment besides the hand-off: where and how to log.
 FORWARDED_ENV = ("MLFLOW_TRACKING_", "MLFLOW_HTTP_REQUEST_", "CLUSTERSWEEP_")
-DONE = RunStatus.to_string(RunStatus.FINISHED)
+DONE, KILLED = RunStatus.to_string(RunStatus.FINISHED), RunStatus.to_string(RunStatus.KILLED)
 UNLOGGED = "unlogged.txt"  # in a job's output dir: it failed and the tracking store could not record it
 
 
@@ -53,6 +53,7 @@ class Outcome:
     finished: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)  # KILLED by Ctrl-C: a resumed search's earlier trials
     store_error: str | None = None  # the store did not answer at the end: the other jobs' outcome is unknown
 
     @property
@@ -66,7 +67,8 @@ class Outcome:
         text = f"{len(self.finished)} finished, {len(self.failed)} failed"
         if self.failed:
             text += ": " + ", ".join(self.failed)
-        return text + (f"; {len(self.skipped)} skipped (already finished)" if self.skipped else "")
+        text += f"; {len(self.skipped)} skipped (already finished)" if self.skipped else ""
+        return text + (f"; {len(self.interrupted)} interrupted" if self.interrupted else "")
 
 
 _open: dict[str, str] = {}  # the parent run this process opened: {"run_id", "uri", "dir", "start"}
@@ -120,18 +122,26 @@ class SweepCallback(Callback):
         client = MlflowClient(uri)
         reap_orphans(client, exp_id)
         grammar = tracking.redact(" ".join(config.hydra.overrides.task))
-        parent = client.create_run(
-            exp_id,
-            run_name=_sweep_name(grammar),
-            tags={
-                "sweep.overrides": grammar,
-                "sweep.dir": str(config.hydra.sweep.dir),
-                "sweep.jobs": str(len(jobs) or "unknown"),
-                "command": tracking.command_line(),
-                **tracking.git_state(),
-                **tracking.process_tags(),
-            },
-        )
+        tags = {
+            "sweep.overrides": grammar,
+            "sweep.dir": str(config.hydra.sweep.dir),
+            "sweep.jobs": str(len(jobs) or "unknown"),
+            "command": tracking.command_line(),
+            **tracking.git_state(),
+            **tracking.process_tags(),
+        }
+        study = OmegaConf.select(config, "hydra.sweeper.study_name")
+        if study:
+            tags["sweep.study"] = study
+        earlier = study and client.search_runs([exp_id], f"tags.`sweep.study` = '{study}'", max_results=1)
+        if earlier:  # a resumed search: its trials join the study's parent run
+            parent = earlier[0]
+            client.update_run(parent.info.run_id, status="RUNNING")
+            for key, value in tags.items():
+                client.set_tag(parent.info.run_id, key, value)
+        else:
+            name = f"search {study}" if study else _sweep_name(grammar)
+            parent = client.create_run(exp_id, run_name=name, tags=tags)
         start = str(time.time())
         _open.update(run_id=parent.info.run_id, uri=uri, dir=str(config.hydra.sweep.dir), start=start)
         hand_off(config, {ENV_PARENT: parent.info.run_id, ENV_TOTAL: str(len(jobs) or "?"), ENV_START: start})
@@ -210,8 +220,9 @@ def close(select_by: str, status: str | None = None) -> Outcome | None:
         done = table.status == DONE
         last_outcome = Outcome(
             finished=table.loc[done & ~table.skipped, "run_name"].tolist(),
-            failed=list(dict.fromkeys([*table.loc[~done, "run_name"], *unlogged])),
-            skipped=table.loc[table.skipped, "run_name"].tolist(),
+            failed=list(dict.fromkeys([*table.loc[~done & (table.status != KILLED), "run_name"], *unlogged])),
+            skipped=table.attrs["skipped_jobs"],
+            interrupted=table.loc[table.status == KILLED, "run_name"].tolist(),
         )
         final = status or ("FAILED" if last_outcome.failed else "FINISHED")
         client.set_tag(parent, "sweep.outcome", last_outcome.line())
@@ -262,8 +273,11 @@ def abort(status: str) -> None:
         print(f"sweep: could not close the parent run: {one_line(e)}", file=sys.stderr)
 
 
-def job(cfg: DictConfig) -> None:
-    """One sweep job as a child run; records failures instead of raising (except Ctrl-C)."""
+def job(cfg: DictConfig) -> float | None:
+    """One sweep job as a child run; records failures instead of raising (except Ctrl-C).
+
+    Returns the job's `sweep.select_by` metric, the objective of a search; None when it failed or has none (the
+    Optuna sweeper then marks the trial failed and goes on)."""
     parent = os.environ.get(ENV_PARENT, "")
     hc = HydraConfig.get()
     num, total = hc.job.num, os.environ.get(ENV_TOTAL, "?")
@@ -284,7 +298,7 @@ def job(cfg: DictConfig) -> None:
             if done is not None:
                 client.set_tag(parent, f"skipped.{num}", done)
                 print(f"{head} … skipped: identical run {done} already finished", flush=True)
-                return
+                return client.get_run(done).data.metrics.get(cfg.sweep.select_by)
             print(f"{head} … started", flush=True)
             result = execute(prep, tags)
     except KeyboardInterrupt:
@@ -295,13 +309,14 @@ def job(cfg: DictConfig) -> None:
         if not logged:
             note.write_text(label)
         print(f"{head} … FAILED: {one_line(e)}" + ("" if logged else " (not in the tracking store)"), flush=True)
-        return
+        return None
     took = time.perf_counter() - started
     nmi = result.metrics.get("nmi")
     print(
         f"{head} … finished in {took:.1f} s" + (f", nmi {nmi:.2f}" if nmi is not None else "") + _eta(num, total),
         flush=True,
     )
+    return result.metrics.get(cfg.sweep.select_by)
 
 
 def _record_failure(client: MlflowClient, uri: str, tags: dict[str, str], label: str, e: Exception) -> bool:

@@ -1,0 +1,79 @@
+"""Label-free search: hydra-optuna-sweeper with a study that lives beside the tracking store and resumes.
+
+    python run.py -m search=umap_gmm          # conf/search/umap_gmm.yaml: space, budget, objective
+
+- The objective is `sweep.select_by`, a label-free metric; the study's direction follows it (resolver
+  `cs.direction` in config.py).
+- The study is kept in `optuna.db` beside a SQLite tracking store (`~/.cache/clustersweep/optuna.db` for a
+  server), so an interrupted search resumes: `n_trials` is the study's budget of completed trials, and a rerun
+  asks only for those still missing. Trials the interruption cut off are marked failed.
+- Trials are ordinary sweep jobs (`sweep.job`): child runs of the study's one parent run, skipped (their earlier
+  value reused) when an identical run already finished.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import alembic.migration
+import optuna
+from optuna.storages import RDBStorage
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _VersionManager
+from sqlalchemy import create_engine
+
+from clustersweep import tracking
+
+
+def study_path(tracking_uri: str | None) -> Path:
+    """`optuna.db` beside a SQLite tracking store; in the user's cache for a tracking server."""
+    uri = tracking_uri or tracking.DEFAULT_URI
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).parent / "optuna.db"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "clustersweep" / "optuna.db"
+
+
+def study_storage(tracking_uri: str | None) -> RDBStorage:
+    """Optuna's SQLite storage for the study.
+
+    hydra-optuna-sweeper needs optuna 2.x, whose schema stamp is never committed under SQLAlchemy 2 (then every
+    open fails its version check); the stamp is written here in a committed transaction first.
+    """
+    path = study_path(tracking_uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{path}"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            context = alembic.migration.MigrationContext.configure(conn)
+            if context.get_current_revision() is None:
+                models.BaseModel.metadata.create_all(conn)
+                versions = _VersionManager.__new__(_VersionManager)
+                versions.url, versions.engine = url, engine
+                context.stamp(versions._create_alembic_script(), versions.get_head_version())
+    finally:
+        engine.dispose()
+    return RDBStorage(url)
+
+
+def resume(impl: Any) -> None:
+    """Fit a hydra-optuna-sweeper (its OptunaSweeperImpl) to what its study already holds: run only the trials
+    the budget still lacks, mark failed the trials an interruption cut off, and number jobs on from the last."""
+    study = optuna.create_study(
+        study_name=impl.study_name, storage=impl.storage, directions=impl._get_directions(), load_if_exists=True
+    )
+    cut_off = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    for t in cut_off:  # they never reported
+        study._storage.set_trial_state(t._trial_id, optuna.trial.TrialState.FAIL)
+    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    impl.n_trials = max(impl.n_trials - done, 0)
+    impl.job_idx = len(study.trials)
+    print(
+        f"search: study {impl.study_name!r} has {done} completed trial(s)"
+        + (f", {len(cut_off)} cut off by an interruption" if cut_off else "")
+        + f"; {impl.n_trials} to run",
+        flush=True,
+    )

@@ -1,0 +1,95 @@
+"""The methods beyond the notebook, each a YAML file: every one runs, logs the same metrics and plots, and
+scores its label-free metrics in the common space."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+from mlflow.tracking import MlflowClient
+from sklearn.decomposition import PCA
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
+from clustersweep import metrics
+from clustersweep.data import load
+from clustersweep.pipeline import fit_rows, run
+
+SCORES = {"ari", "nmi", "purity", "acc_hungarian", "n_clusters", *metrics.LABEL_FREE}
+
+
+@pytest.mark.parametrize(
+    ("clusterer", "extra"),
+    [
+        ("gmm", ["clusterer.covariance_type=diag"]),
+        ("minibatch_kmeans", ["clusterer.batch_size=256"]),
+        ("hdbscan", ["clusterer.min_cluster_size=30"]),
+        ("agglomerative", ["clusterer.n_fit=400"]),
+    ],
+)
+def test_each_clusterer_logs_the_scores_and_plots(make_cfg, store, clusterer, extra):
+    result = run(make_cfg(f"clusterer={clusterer}", *extra))
+    assert SCORES <= set(result.metrics), result.skipped
+    assert result.metrics["nmi"] > 0.5
+    client = MlflowClient(store)
+    plots = {a.path.split("/")[-1] for a in client.list_artifacts(result.run_id, "plots")}
+    assert {"contingency_counts.html", "cluster_purity.html", "centroids.html", "cluster_scatter.html"} <= plots
+
+
+def test_label_free_metrics_are_computed_in_the_common_pca_space(make_cfg):
+    cfg = make_cfg("reducer=none", "clusterer.n_fit=400", "metrics.silhouette_sample_size=1000")
+    result = run(cfg)
+    data = load(cfg.dataset, cfg.seed)
+    idx = fit_rows(400, len(data.X_train), cfg.seed)
+    common = PCA(cfg.metrics.common_k, svd_solver="covariance_eigh").fit_transform(data.X_train)[idx]
+    labels = instantiate(cfg.clusterer.estimator).fit_predict(data.X_train[idx])
+    assert result.metrics["silhouette"] == pytest.approx(
+        metrics.silhouette(common, labels, 1000, cfg.seed)[0], abs=1e-5
+    )
+    assert result.metrics["davies_bouldin"] == pytest.approx(davies_bouldin_score(common, labels), rel=1e-5)
+    assert result.metrics["calinski_harabasz"] == pytest.approx(calinski_harabasz_score(common, labels), rel=1e-5)
+
+
+def test_metrics_space_embedding_scores_in_the_runs_own_space(make_cfg):
+    common = run(make_cfg("metrics.space=common")).metrics
+    own = run(make_cfg("metrics.space=embedding")).metrics
+    assert common["nmi"] == own["nmi"] and common["silhouette"] != own["silhouette"]
+
+
+def test_pca_umap_chain_runs_is_cached_and_skips_reconstruction(make_cfg, store):
+    cfg = make_cfg("reducer=pca_umap", "reducer.pca_k=20", "reducer.k=3", "reducer.n_neighbors=10", "clusterer=gmm")
+    first = run(cfg)
+    assert SCORES <= set(first.metrics) and first.metrics["nmi"] > 0.5
+    assert "reconstruction_mse" not in first.metrics  # UMAP has no reconstruction worth scoring
+    second = run(cfg)
+    client = MlflowClient(store)
+    assert client.get_run(second.run_id).data.tags["cache.reducer"] == "hit"
+    assert np.isclose(first.metrics["nmi"], second.metrics["nmi"])
+
+
+def test_leaderboard_lists_each_familys_best_by_the_label_free_metric(make_cfg, store, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    k3, k4 = run(make_cfg("clusterer.K=3")), run(make_cfg("clusterer.K=4"))
+    gmm = run(make_cfg("clusterer=gmm", "clusterer.K=4"))
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- leaderboard:begin -->\nold\n<!-- leaderboard:end -->\ntail\n")
+    cmd = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--experiment", "synthetic", "--leaderboard"]
+    res = subprocess.run(
+        [*cmd, "--tracking-uri", store, "--out", str(tmp_path), "--readme", str(readme)], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in (tmp_path / "leaderboard.md").read_text().splitlines() if line.startswith("| pca")]
+    assert len(rows) == 2
+    best_km = max((k3, k4), key=lambda r: r.metrics["silhouette"])
+    by_family = {row.split(" | ")[0].strip("| "): row for row in rows}
+    assert best_km.run_name in by_family["pca → kmeans"] and gmm.run_name in by_family["pca → gmm"]
+    cells = [c.strip() for c in by_family["pca → gmm"].strip("|").split("|")]
+    assert float(cells[3]) == pytest.approx(gmm.metrics["silhouette"], abs=5e-4)  # the selecting metric
+    assert float(cells[5]) == pytest.approx(gmm.metrics["nmi"], abs=5e-4) and cells[-1] == gmm.run_id
+    text = readme.read_text()
+    assert "old" not in text and by_family["pca → gmm"] in text and text.endswith("tail\n")
+    bad = subprocess.run([*cmd, "--metric", "nmi", "--tracking-uri", store], capture_output=True, text=True)
+    assert bad.returncode == 2 and "cannot pick a leaderboard" in bad.stderr

@@ -1,0 +1,98 @@
+"""The label-free Optuna search: a trial is a child run of the study's one parent, the objective's direction
+follows the metric, and an interrupted study resumes with exactly the missing trials."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from conftest import ROOT, run_py, runs
+from hydra import compose, initialize_config_dir
+
+import clustersweep.config  # noqa: F401  (registers the cs.* resolvers the configs use)
+from clustersweep.search import study_path, study_storage
+
+SEARCH = [
+    "-m",
+    "search=pca_kmeans",
+    "hydra.sweeper.n_trials=3",
+    "dataset=synthetic",
+    "reducer.k=range(2,12)",  # on the command line: the search space (Optuna's grammar)
+    "clusterer.K=range(2,8)",
+    "clusterer.n_init=300",  # long enough a fit to interrupt
+    "metrics.silhouette_sample_size=200",
+    "plots.enabled=false",
+]
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_the_direction_follows_the_objective_metric():
+    assert _compose("search=umap_gmm").hydra.sweeper.direction == "maximize"
+    assert _compose("search=umap_gmm", "sweep.select_by=davies_bouldin").hydra.sweeper.direction == "minimize"
+
+
+def test_the_study_lives_beside_a_sqlite_store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    assert study_path(uri) == tmp_path / "mlruns" / "optuna.db"
+    storage = study_storage(uri)  # opens twice: the schema stamp written the first time is read back
+    optuna.create_study(study_name="s", storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert len(optuna.load_study(study_name="s", storage=study_storage(uri)).trials) == 1
+
+
+def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_path):
+    cmd = [sys.executable, str(ROOT / "run.py"), *SEARCH, f"tracking.uri={store}", f"hydra.sweep.dir={tmp_path}/h"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    seen, deadline = "", time.time() + 180
+    while "[2/?]" not in seen and time.time() < deadline:  # the first trial finished, the second started
+        seen += proc.stdout.readline()
+    while not seen.rstrip().endswith("cluster …") and time.time() < deadline:  # and is fitting
+        seen += proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, seen + out
+    assert "[1/?]" in seen and "finished" in seen, seen
+
+    res = run_py(*SEARCH, store=store, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "has 1 completed trial(s), 1 cut off by an interruption; 2 to run" in res.stdout, res.stdout
+    study = optuna.load_study(study_name="pca_kmeans", storage=study_storage(store))
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1, states
+
+    _, found = runs(store)
+    (parent,) = [r for r in found if "sweep.study" in r.data.tags]
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep.study"] == "pca_kmeans"
+    children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert all(r in children or r is parent for r in found)  # one parent for both invocations
+    status = sorted(c.info.status for c in children)
+    skipped = sum(k.startswith("skipped.") for k in parent.data.tags)
+    assert status.count("KILLED") == 1 and status.count("FINISHED") + skipped == 3, (status, skipped)
+    jobs = sorted(int(c.data.tags["sweep.job"]) for c in children)
+    assert len(set(jobs)) == len(jobs)  # numbering goes on after the interruption
+    values = [c.data.metrics["silhouette"] for c in children if c.info.status == "FINISHED"]
+    assert max(values) == study.best_value  # each trial's value is its run's label-free metric
+    assert Path(store[len("sqlite:///") :]).parent.joinpath("optuna.db").exists()
+    client, _ = runs(store)
+    summary = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
+    assert {"summary/search_silhouette_vs_reducer.k.html", "summary/search_silhouette_vs_clusterer.K.html"} <= summary
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(store):
+    args = [a for a in SEARCH if not a.startswith(("clusterer.K=", "clusterer.n_init="))]
+    res = run_py(*args, "clusterer.K=choice(3,700)", "clusterer.n_init=2", store=store, timeout=300)
+    assert res.returncode == 1, res.stdout + res.stderr  # the sweep reports its failed jobs
+    assert "FAILED: clusterer.K=700 is not allowed" in res.stdout
+    study = optuna.load_study(study_name="pca_kmeans", storage=study_storage(store))
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 3 and "FAIL" in states, states  # every trial of the budget was tried
+    assert "sweep failed:" in res.stdout
