@@ -2,13 +2,12 @@
 every later run and sweep — the fitted reducer with its train/test embeddings, and the data's PCA spectrum.
 
 On disk with joblib.Memory (atomic writes, safe for parallel jobs), under `cache.dir`, by default a
-`cache/` folder beside a SQLite tracking store or `~/.cache/clustersweep/stages` otherwise. The key is the
+`cache/` folder beside a SQLite tracking store or `~/.cache/clustersweep/cache` otherwise. The key is the
 data's sha256, the subsample, the seed and the stage's resolved config — never where the files were found.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,12 @@ from hydra.utils import instantiate
 from joblib import Memory
 from omegaconf import DictConfig, OmegaConf
 
-from clustersweep import reduce
+from clustersweep import reduce, tracking
 from clustersweep.data import load
 
 
 def cache_dir(cfg: DictConfig, uri: str) -> Path:
-    if cfg.cache.get("dir"):
-        return Path(cfg.cache.dir)
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :]).parent / "cache"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "clustersweep" / "stages"
+    return Path(cfg.cache.dir) if cfg.cache.get("dir") else tracking.local_dir(uri) / "cache"
 
 
 def _fit_reducer(

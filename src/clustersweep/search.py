@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,8 @@ from clustersweep import tracking
 
 
 def study_path(tracking_uri: str | None) -> Path:
-    """`optuna.db` beside a SQLite tracking store; in the user's cache for a tracking server."""
-    uri = tracking_uri or tracking.DEFAULT_URI
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :]).parent / "optuna.db"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "clustersweep" / "optuna.db"
+    """`optuna.db` beside a SQLite tracking store; in the user's cache folder for a tracking server."""
+    return tracking.local_dir(tracking_uri or tracking.DEFAULT_URI) / "optuna.db"
 
 
 def study_storage(tracking_uri: str | None) -> RDBStorage:

@@ -98,6 +98,14 @@ def default_cfg() -> DictConfig:
     return OmegaConf.create({"tracking": {"uri": os.environ.get("MLFLOW_TRACKING_URI")}})
 
 
+def local_dir(uri: str) -> Path:
+    """Where this machine keeps what belongs with a store (stage cache, Optuna studies): beside a SQLite store's
+    database; in the user's cache folder for a tracking server."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).parent
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "clustersweep"
+
+
 def artifact_root(uri: str) -> str | None:
     """Artifacts of a SQLite store live beside its database; a server decides for itself."""
     parsed = urlparse(uri)
