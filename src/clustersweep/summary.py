@@ -116,7 +116,7 @@ def leaderboard(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
                 "runs": len(runs),
                 select_by: top[select_by],
                 **{m: top.get(m) for m in ("ari", "nmi", "purity", "acc_hungarian")},
-                "wall time (s)": top.get("time_total_s"),
+                "wall time (s)": round(float(top.get("time_total_s", float("nan"))), 1),
                 "run_id": top.run_id,
             }
         )
