@@ -158,7 +158,7 @@ def _fit_and_log(
 ) -> tuple[dict[str, float], dict[str, str]]:
     uri = tracking.tracking_uri(cfg)
     with watch("reduce"):
-        reducer, Z_train, Z_test, hit = cache.fit_reducer(cfg, data.sha256, uri)
+        reducer, Z_train, Z_test, mse, hit = cache.fit_reducer(cfg, data.sha256, uri)
         has_spectrum = reduce.explained_variance(reducer) is not None
         evr = cache.spectrum(cfg, data.sha256, uri) if has_spectrum else None
     idx = fit_rows(cfg.clusterer.get("n_fit"), len(Z_train), cfg.seed)
@@ -182,7 +182,7 @@ def _fit_and_log(
             "eps": getattr(clusterer, "eps_", None),
             "explained_variance": reduce.explained_variance(reducer),
             "k95": None if evr is None else k95(evr),
-            "reconstruction_mse": reduce.reconstruction_mse(reducer, data.X_test, Z_test),
+            "reconstruction_mse": mse,
             "n_fit": len(idx),
         }
         m.update({k: float(v) for k, v in extra.items() if v is not None})
