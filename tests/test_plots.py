@@ -209,3 +209,25 @@ def test_write_html_uses_the_cdn(data, tmp_path):
     page = plots.write_html(plots.class_counts(y, NAMES), tmp_path / "counts.html", embed_plotlyjs=False)
     text = page.read_text()
     assert "cdn.plot.ly" in text and "Trouser" in text
+
+
+def test_reduction_pages_rendered_once_per_reducer_output(make_cfg):
+    from dataclasses import replace
+
+    from sklearn.decomposition import PCA
+
+    from clustersweep import pipeline
+    from clustersweep.data import load
+
+    cfg = make_cfg()
+    d = load(cfg.dataset, cfg.seed)
+    pca = PCA(3, random_state=0).fit(d.X_train)
+    labels = np.zeros(len(d.X_train), dtype=int)
+    f = pipeline.Fitted(
+        pca, None, pca.transform(d.X_train), pca.transform(d.X_test), np.arange(len(labels)), labels, labels, None
+    )
+    first = pipeline.reduction_pages(cfg, d, f)
+    assert set(first) == {"class_scatter_2d", "class_scatter_3d", "reconstructions"}
+    assert pipeline.reduction_pages(cfg, d, f) is first  # the next run of the sweep reuses them
+    other = pipeline.reduction_pages(cfg, d, replace(f, Z_train=f.Z_train + 1))  # other embeddings: rendered anew
+    assert other is not first and other["class_scatter_2d"] != first["class_scatter_2d"]

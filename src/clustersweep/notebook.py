@@ -87,7 +87,7 @@ def run(cfg: DictConfig) -> str:
         _, final = _child(cfg, parent, [*nb.kmeans_final, f"clusterer.K={best_k}"], "final")
         for job in expand(list(nb.dbscan_sweep)):
             _child(cfg, parent, job)
-        _log_parent_report(client, parent, red, sweep, final, best_k)
+        _log_parent_report(client, parent, red, sweep, final, best_k, cfg.plots.embed_plotlyjs)
         status = "FINISHED"
     except Exception:
         status = "FAILED"
@@ -188,7 +188,13 @@ def reduction_run(cfg: DictConfig, parent: str) -> dict:
 
 
 def _log_parent_report(
-    client: MlflowClient, parent: str, red: dict, sweep: list[tuple[int, RunResult]], final: RunResult, best_k: int
+    client: MlflowClient,
+    parent: str,
+    red: dict,
+    sweep: list[tuple[int, RunResult]],
+    final: RunResult,
+    best_k: int,
+    embed_plotlyjs: bool,
 ) -> None:
     df = summary.sweep_table(client, parent)
     df = df[df["clusterer.name"].notna()] if "clusterer.name" in df else df  # the clustering runs
@@ -229,8 +235,8 @@ def _log_parent_report(
         )
         (Path(tmp) / "summary").mkdir()
         df.to_csv(Path(tmp) / "summary" / "summary.csv", index=False)  # the two sweep charts below say the rest
-        plots.write_html(chart, Path(tmp) / "summary" / "kmeans_sweep.html", False)
-        plots.write_html(eps_chart, Path(tmp) / "summary" / "dbscan_eps_sweep.html", False)
+        plots.write_html(chart, Path(tmp) / "summary" / "kmeans_sweep.html", embed_plotlyjs)
+        plots.write_html(eps_chart, Path(tmp) / "summary" / "dbscan_eps_sweep.html", embed_plotlyjs)
         client.log_artifacts(parent, str(Path(tmp) / "summary"), "summary")
     client.log_text(parent, text, "report.md")
     client.log_metric(parent, "k95", red["k95"])

@@ -8,6 +8,7 @@ traceback as an artifact.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -205,14 +206,15 @@ def _fit_and_log(
         if cfg.plots.enabled:
             with watch("plots"):
                 (out / "plots").mkdir()
-                for fname, fig in figures(cfg, data, f).items():
-                    plots.write_html(fig, out / "plots" / f"{fname}.html", cfg.plots.embed_plotlyjs)
+                pages = {k: plots.to_html(fig, cfg.plots.embed_plotlyjs) for k, fig in figures(cfg, data, f).items()}
+                for fname, html in {**pages, **reduction_pages(cfg, data, f)}.items():
+                    (out / "plots" / f"{fname}.html").write_text(html, encoding="utf-8")
         mlflow.log_artifacts(tmp)
     return m, skipped
 
 
 def figures(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, object]:
-    """Every plot of one run: reduction (Phase 2) and clustering (Phase 3) of the notebook."""
+    """The clustering plots of one run (Phase 3 of the notebook); `reduction_figures` has the rest."""
     names, shape = list(data.class_names), tuple(data.image_shape)
     Z_fit = f.Z_train[f.fit_idx]
     n, seed = cfg.plots.scatter_points, cfg.seed
@@ -226,6 +228,24 @@ def figures(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, object]:
             Z_fit, f.fit_clusters, n, seed, f"Clusters on the first two components of {cfg.reducer.name} (train)"
         ),
     }
+    kdist = getattr(f.clusterer, "kdist_", None)
+    if kdist is not None:
+        figs["k_distance"] = plots.k_distance(kdist, f.clusterer.eps_, f.clusterer.min_samples)
+    centroids = _centroids(data, f)
+    if centroids is not None:
+        figs["centroids"] = plots.image_grid(
+            centroids[0].reshape(-1, *shape),
+            centroids[1],
+            "Cluster centroids as images (title: majority train class and its share)",
+        )
+    return figs
+
+
+def reduction_figures(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, object]:
+    """The plots of the reducer stage (Phase 2 of the notebook): class scatters, reconstructions, spectrum."""
+    names, shape = list(data.class_names), tuple(data.image_shape)
+    n, seed = cfg.plots.scatter_points, cfg.seed
+    figs: dict[str, object] = {}
     if cfg.reducer.name != "none":
         space = f"{cfg.reducer.name} k={f.Z_train.shape[1]}"
         figs["class_scatter_2d"] = plots.class_scatter_2d(
@@ -247,17 +267,25 @@ def figures(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, object]:
         figs["explained_variance"] = plots.explained_variance(
             f.evr, k95(f.evr), f"PCA spectrum of train: 95% of the variance at k={k95(f.evr)}"
         )
-    kdist = getattr(f.clusterer, "kdist_", None)
-    if kdist is not None:
-        figs["k_distance"] = plots.k_distance(kdist, f.clusterer.eps_, f.clusterer.min_samples)
-    centroids = _centroids(data, f)
-    if centroids is not None:
-        figs["centroids"] = plots.image_grid(
-            centroids[0].reshape(-1, *shape),
-            centroids[1],
-            "Cluster centroids as images (title: majority train class and its share)",
-        )
     return figs
+
+
+_pages: dict[bytes, dict[str, str]] = {}
+
+
+def reduction_pages(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, str]:
+    """`reduction_figures` as HTML, rendered once for the runs that share the reducer's output (a sweep over the
+    clusterer) and reused: the same embeddings, data and plot settings give the same pages."""
+    settings = [data.sha256, list(data.class_names), cfg.reducer.name, cfg.seed, OmegaConf.to_container(cfg.plots)]
+    h = hashlib.sha1(json.dumps([*settings, f.evr is None]).encode())
+    for Z in (f.Z_train, f.Z_test):
+        h.update(np.ascontiguousarray(Z))
+    key = h.digest()
+    if key not in _pages:
+        _pages.clear()  # the pages of one reducer at a time
+        figs = reduction_figures(cfg, data, f)
+        _pages[key] = {name: plots.to_html(fig, cfg.plots.embed_plotlyjs) for name, fig in figs.items()}
+    return _pages[key]
 
 
 def _centroids(data: Dataset, f: Fitted) -> tuple[np.ndarray, list[str]] | None:
