@@ -150,6 +150,7 @@ def test_cluster_purity_a_bar_per_cluster_with_top_class(data):
     assert list(bar.x) == ["noise", "C0", "C1", "C2"] and all(titles(fig))
     assert list(bar.text[2:]) == ["Trouser", "Bag"] and bar.text[1] in {"Top", "Boot"} and set(bar.text) <= set(NAMES)
     assert bar.y[2] == 1.0  # C1 holds only Trouser
+    assert list(fig.layout.xaxis.ticktext[2:]) == ["C1<br>Trouser", "C2<br>Bag"]  # the class on the axis too
 
 
 def test_best_cluster_recall_a_bar_per_class_named_cluster(data):
