@@ -57,3 +57,13 @@ def test_silhouette_kept_and_chunked_paths_agree(monkeypatch):
     monkeypatch.setattr(metrics, "_KEEP_BYTES", 0)
     chunked, _ = silhouette(X, y, 800, seed=1, chunk=100)
     assert kept == pytest.approx(chunked, abs=1e-6) and again == pytest.approx(kept, abs=1e-6)
+
+
+def test_silhouette_leaves_noise_out_with_one_matrix_for_every_noise_pattern():
+    import clustersweep.metrics as metrics
+
+    X, y = make_blobs(600, 5, centers=3, random_state=4)
+    for noisy in ((y == 0) & (np.arange(600) % 3 == 0), np.arange(600) % 7 == 0):  # two eps of one DBSCAN sweep
+        ours, n = silhouette(X, np.where(noisy, -1, y), 10_000, seed=0)
+        assert n == (~noisy).sum() and ours == pytest.approx(silhouette_score(X[~noisy], y[~noisy]), abs=1e-5)
+        assert [D.shape for D in metrics._kept.values()] == [(600, 600)]  # all of X, noise given no weight

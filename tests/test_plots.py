@@ -150,6 +150,7 @@ def test_cluster_purity_a_bar_per_cluster_with_top_class(data):
     assert list(bar.x) == ["noise", "C0", "C1", "C2"] and all(titles(fig))
     assert list(bar.text[2:]) == ["Trouser", "Bag"] and bar.text[1] in {"Top", "Boot"} and set(bar.text) <= set(NAMES)
     assert bar.y[2] == 1.0  # C1 holds only Trouser
+    assert list(fig.layout.xaxis.ticktext[2:]) == ["C1<br>Trouser", "C2<br>Bag"]  # the class on the axis too
 
 
 def test_best_cluster_recall_a_bar_per_class_named_cluster(data):
@@ -225,3 +226,25 @@ def test_search_trials_puts_the_objective_beside_the_label_scores():
     assert [t.name for t in fig.data] == ["silhouette", "nmi", "ari"]
     assert list(fig.data[0].x) == [8, 9, 10] and list(fig.data[0].y) == [0.3, 0.2, 0.1]  # numeric order
     assert fig.data[0].xaxis == "x" and fig.data[1].xaxis == "x2"  # objective left, labels beside it
+
+
+def test_reduction_pages_rendered_once_per_reducer_output(make_cfg):
+    from dataclasses import replace
+
+    from sklearn.decomposition import PCA
+
+    from clustersweep import pipeline
+    from clustersweep.data import load
+
+    cfg = make_cfg()
+    d = load(cfg.dataset, cfg.seed)
+    pca = PCA(3, random_state=0).fit(d.X_train)
+    labels = np.zeros(len(d.X_train), dtype=int)
+    f = pipeline.Fitted(
+        pca, None, pca.transform(d.X_train), pca.transform(d.X_test), np.arange(len(labels)), labels, labels, None
+    )
+    first = pipeline.reduction_pages(cfg, d, f)
+    assert set(first) == {"class_scatter_2d", "class_scatter_3d", "reconstructions"}
+    assert pipeline.reduction_pages(cfg, d, f) is first  # the next run of the sweep reuses them
+    other = pipeline.reduction_pages(cfg, d, replace(f, Z_train=f.Z_train + 1))  # other embeddings: rendered anew
+    assert other is not first and other["class_scatter_2d"] != first["class_scatter_2d"]

@@ -1,5 +1,6 @@
 """The shared-stage cache: work that depends only on the data and a stage's config is done once and reused by
-every later run and sweep — the fitted reducer with its train/test embeddings, and the data's PCA spectrum.
+every later run and sweep — the fitted reducer with its train/test embeddings and test reconstruction error, and
+the data's exact PCA and SVD bases (spectrum, k95, the notebook's curves over k).
 
 On disk with joblib.Memory (atomic writes, safe for parallel jobs), under `cache.dir`, by default a
 `cache/` folder beside a SQLite tracking store or `~/.cache/clustersweep/cache` otherwise. The key is the
@@ -27,16 +28,15 @@ def cache_dir(cfg: DictConfig, uri: str) -> Path:
 
 def _fit_reducer(
     estimator: dict, data_sha256: str, n_train: int | None, n_test: int | None, seed: int, dataset: dict
-) -> tuple[Any, np.ndarray, np.ndarray]:
+) -> tuple[Any, np.ndarray, np.ndarray, float | None]:
     data = load(OmegaConf.create(dataset), seed)
     reducer = instantiate(estimator)
     Z_train, Z_test = reduce.fit_transform(reducer, data.X_train, data.X_test)
-    return reducer, Z_train, Z_test
+    return reducer, Z_train, Z_test, reduce.reconstruction_mse(reducer, data.X_test, Z_test)
 
 
-def _spectrum(data_sha256: str, n_train: int | None, n_test: int | None, seed: int, dataset: dict) -> np.ndarray:
-    """Explained-variance ratio of every principal component of train (exact, from the covariance matrix)."""
-    return reduce.exact_bases(load(OmegaConf.create(dataset), seed).X_train)["pca"][2]
+def _bases(data_sha256: str, n_train: int | None, n_test: int | None, seed: int, dataset: dict) -> dict:
+    return reduce.exact_bases(load(OmegaConf.create(dataset), seed).X_train)
 
 
 def _cached(cfg: DictConfig, uri: str, func: Callable, *key: Any) -> tuple[Any, bool]:
@@ -50,11 +50,16 @@ def _cached(cfg: DictConfig, uri: str, func: Callable, *key: Any) -> tuple[Any, 
     return memo(*args, ds), hit
 
 
-def fit_reducer(cfg: DictConfig, data_sha256: str, uri: str) -> tuple[Any, np.ndarray, np.ndarray, bool]:
-    """(fitted reducer, Z_train, Z_test, whether the cache had it)."""
+def fit_reducer(cfg: DictConfig, data_sha256: str, uri: str) -> tuple[Any, np.ndarray, np.ndarray, float | None, bool]:
+    """(fitted reducer, Z_train, Z_test, test reconstruction MSE or None, whether the cache had it)."""
     estimator = OmegaConf.to_container(cfg.reducer.estimator, resolve=True)
-    (reducer, Z_train, Z_test), hit = _cached(cfg, uri, _fit_reducer, estimator, data_sha256)
-    return reducer, Z_train, Z_test, hit
+    (reducer, Z_train, Z_test, mse), hit = _cached(cfg, uri, _fit_reducer, estimator, data_sha256)
+    return reducer, Z_train, Z_test, mse, hit
+
+
+def bases(cfg: DictConfig, data_sha256: str, uri: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Train's exact PCA and TruncatedSVD bases (`reduce.exact_bases`): name → (mean, axes, EVR)."""
+    return _cached(cfg, uri, _bases, data_sha256)[0]
 
 
 def common_space(cfg: DictConfig, data_sha256: str, uri: str) -> np.ndarray:
@@ -65,4 +70,5 @@ def common_space(cfg: DictConfig, data_sha256: str, uri: str) -> np.ndarray:
 
 
 def spectrum(cfg: DictConfig, data_sha256: str, uri: str) -> np.ndarray:
-    return _cached(cfg, uri, _spectrum, data_sha256)[0]
+    """Explained-variance ratio of every principal component of train (exact, from the covariance matrix)."""
+    return bases(cfg, data_sha256, uri)["pca"][2]

@@ -53,29 +53,33 @@ def acc_hungarian(y: np.ndarray, clusters: np.ndarray) -> float:
 
 
 def silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, chunk: int = 2048) -> tuple[float, int]:
-    """Mean silhouette on a seeded sample (the same sample as sklearn's silhouette_score).
+    """Mean silhouette of the points not labelled noise, on a seeded sample of them (the same sample as sklearn's
+    silhouette_score on those points).
 
-    Per-cluster distance sums come from matrix products (BLAS), not a per-row reduction. The distance matrix
-    of the sample is kept for the next call on the same points, so a K sweep pays for it once.
+    Per-cluster distance sums come from matrix products (BLAS), not a per-row reduction. The distance matrix is kept
+    for the next call on the same points, so a K sweep pays for it once; when every non-noise point is used it is
+    the matrix of all of X with noise given no weight, so a DBSCAN eps sweep (other noise per eps) pays once too.
     Returns (score, points used).
     """
-    n = len(X)
-    idx = np.random.RandomState(seed).permutation(n)[:sample_size] if sample_size < n else np.arange(n)
-    X, labels = np.asarray(X[idx], dtype=np.float64), labels[idx]
-    ks, li = np.unique(labels, return_inverse=True)
-    if not 2 <= len(ks) <= len(X) - 1:
-        raise ValueError(f"silhouette needs 2..n-1 clusters, got {len(ks)} in {len(X)} points")
-    onehot = np.zeros((len(X), len(ks)))
-    onehot[np.arange(len(X)), li] = 1.0
-    counts = onehot.sum(axis=0)
-    sums = _cluster_distance_sums(X, onehot, chunk)
+    kept = np.flatnonzero(labels != NOISE)
+    idx = kept[np.random.RandomState(seed).permutation(len(kept))[:sample_size]] if sample_size < len(kept) else kept
+    ks, li = np.unique(labels[idx], return_inverse=True)
+    if not 2 <= len(ks) <= len(idx) - 1:
+        raise ValueError(f"silhouette needs 2..n-1 clusters, got {len(ks)} in {len(idx)} points")
+    whole = len(idx) == len(kept) and len(X) ** 2 * 4 <= _KEEP_BYTES
+    base, rows = (X, idx) if whole else (X[idx], np.arange(len(idx)))
+    onehot = np.zeros((len(base), len(ks)), dtype=np.float32)
+    onehot[rows, li] = 1.0
+    counts = onehot.sum(axis=0, dtype=np.float64)
+    sums = _cluster_distance_sums(base, onehot, chunk)[rows]
     own = counts[li]
-    a = sums[np.arange(len(X)), li] / np.maximum(own - 1, 1)
+    n = len(idx)
+    a = sums[np.arange(n), li] / np.maximum(own - 1, 1)
     mean_other = sums / counts
-    mean_other[np.arange(len(X)), li] = np.inf
+    mean_other[np.arange(n), li] = np.inf
     b = mean_other.min(axis=1)
     s = np.where(own > 1, (b - a) / np.maximum(np.maximum(a, b), np.finfo(float).tiny), 0.0)
-    return float(np.mean(s)), len(X)
+    return float(np.mean(s)), n
 
 
 _KEEP_BYTES = 2**31  # distance matrices up to 2 GiB (float32: 23k points) are kept between calls
@@ -101,7 +105,6 @@ def _cluster_distance_sums(X: np.ndarray, onehot: np.ndarray, chunk: int) -> np.
     n = len(X)
     X = np.asarray(X, dtype=np.float32)
     sq = np.einsum("ij,ij->i", X, X)
-    onehot = onehot.astype(np.float32)
     if n * n * 4 <= _KEEP_BYTES:
         key = hashlib.sha1(X.tobytes()).digest()
         if key not in _kept:
@@ -141,12 +144,12 @@ def score(
     skipped: dict[str, str] = {}
     if (train_clusters == NOISE).any():
         m["noise_fraction"] = float(np.mean(train_clusters == NOISE))
-    keep = train_clusters != NOISE
-    X, labels = space[keep], train_clusters[keep]
     try:
-        m["silhouette"], m["silhouette_n"] = silhouette(X, labels, silhouette_sample_size, seed)
+        m["silhouette"], m["silhouette_n"] = silhouette(space, train_clusters, silhouette_sample_size, seed)
     except ValueError as e:
         skipped["silhouette"] = str(e)
+    keep = train_clusters != NOISE
+    X, labels = space[keep], train_clusters[keep]
     for name, internal in (("davies_bouldin", davies_bouldin_score), ("calinski_harabasz", calinski_harabasz_score)):
         try:
             m[name] = float(internal(X, labels))

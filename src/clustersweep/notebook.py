@@ -8,12 +8,15 @@ parent's report (Phase 4). The sweeps are override lists in Hydra's grammar, exp
 
 from __future__ import annotations
 
+import copy
+import functools
 import tempfile
 from pathlib import Path
 
 import mlflow
 import numpy as np
 from hydra import compose
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -21,7 +24,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from clustersweep import eda, plots, reduce, report, summary, tracking
+from clustersweep import cache, eda, plots, reduce, report, summary, tracking
 from clustersweep.data import Dataset, load
 from clustersweep.pipeline import RunResult, execute, k95, prepare
 
@@ -39,13 +42,28 @@ def user_overrides() -> list[str]:
     return [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(OWN_KEYS)]
 
 
+@functools.cache
+def _composed(groups: tuple[str, ...]) -> DictConfig:
+    """The config of a set of group choices: reading and merging their YAML files is the slow part of compose."""
+    return compose(config_name="config", overrides=list(groups))
+
+
 def child_cfg(cfg: DictConfig, *overrides: str) -> DictConfig:
-    return compose(config_name="config", overrides=[*user_overrides(), *cfg.notebook.clustering_space, *overrides])
+    """A child run's config, the same as compose gives: the group choices (reducer=pca, clusterer=dbscan) composed
+    once per notebook run, the values (clusterer.K=7, …) applied to a copy the way Hydra applies them."""
+    loader = GlobalHydra.instance().config_loader()
+    lines = [*user_overrides(), *cfg.notebook.clustering_space, *overrides]
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(lines)
+    is_group = [loader.repository.group_exists(o.key_or_group) and not isinstance(o.value(), dict) for o in parsed]
+    child = copy.deepcopy(_composed(tuple(o.input_line for o, g in zip(parsed, is_group, strict=True) if g)))
+    ConfigLoaderImpl._apply_overrides_to_config([o for o, g in zip(parsed, is_group, strict=True) if not g], child)
+    return child
 
 
 def run(cfg: DictConfig) -> str:
     """Run every phase under one parent; returns the parent's run id."""
     nb = cfg.notebook
+    _composed.cache_clear()  # the config files may have changed since an earlier run in this process
     uri = tracking.tracking_uri(cfg)
     exp_id = tracking.experiment_id(uri, cfg.tracking.experiment)
     client = MlflowClient(uri)
@@ -69,7 +87,7 @@ def run(cfg: DictConfig) -> str:
         _, final = _child(cfg, parent, [*nb.kmeans_final, f"clusterer.K={best_k}"], "final")
         for job in expand(list(nb.dbscan_sweep)):
             _child(cfg, parent, job)
-        _log_parent_report(client, parent, red, sweep, final, best_k)
+        _log_parent_report(client, parent, red, sweep, final, best_k, cfg.plots.embed_plotlyjs)
         status = "FINISHED"
     except Exception:
         status = "FAILED"
@@ -94,9 +112,9 @@ def _child(cfg: DictConfig, parent: str, job: list[str], role: str = "sweep") ->
     return child.clusterer.get("K"), result
 
 
-def reduction_curves(data: Dataset, ks: list[int], mse_ks: list[int], sample: int, seed: int) -> dict:
-    """PCA and SVD spectra, k95, MSE-vs-k and reconstructions of one test image per class, from one fit each."""
-    bases = reduce.exact_bases(data.X_train)
+def reduction_curves(data: Dataset, bases: dict, ks: list[int], mse_ks: list[int], sample: int, seed: int) -> dict:
+    """PCA and SVD spectra, k95, MSE-vs-k and reconstructions of one test image per class, from one exact fit each
+    (`bases`: reduce.exact_bases of train)."""
     rows = np.random.RandomState(seed).permutation(len(data.X_test))[:sample]
     X_mse = data.X_test[rows].astype(np.float64)
     mse = {
@@ -120,7 +138,9 @@ def reduction_run(cfg: DictConfig, parent: str) -> dict:
     """Phase 2 as one child run: spectra with k95, scatters, reconstructions, MSE and EVR comparisons."""
     nb = cfg.notebook
     data = load(cfg.dataset, cfg.seed)
-    c = reduction_curves(data, list(nb.reconstruction_ks), list(nb.mse_ks), nb.mse_sample, cfg.seed)
+    uri = tracking.tracking_uri(cfg)
+    bases = cache.bases(cfg, data.sha256, uri)  # cached: every clustering run's spectrum is the same fit
+    c = reduction_curves(data, bases, list(nb.reconstruction_ks), list(nb.mse_ks), nb.mse_sample, cfg.seed)
     evr_pca, evr_svd = c["evr"]["pca"], c["evr"]["svd"]
     k_95 = k95(evr_pca)
     names, shape, top = list(data.class_names), tuple(data.image_shape), nb.spectrum_k
@@ -152,7 +172,7 @@ def reduction_run(cfg: DictConfig, parent: str) -> dict:
     metrics.update({f"mse_pca_k{k}": v for k, v in zip(nb.mse_ks, c["mse"]["pca"], strict=True)})
     metrics.update({f"mse_svd_k{k}": v for k, v in zip(nb.mse_ks, c["mse"]["svd"], strict=True)})
     metrics.update({f"explained_variance_k{k}": float(evr_pca[:k].sum()) for k in nb.reconstruction_ks})
-    exp_id = tracking.experiment_id(tracking.tracking_uri(cfg), cfg.tracking.experiment)
+    exp_id = tracking.experiment_id(uri, cfg.tracking.experiment)
     with mlflow.start_run(
         experiment_id=exp_id,
         run_name="reduction-pca-svd",
@@ -168,7 +188,13 @@ def reduction_run(cfg: DictConfig, parent: str) -> dict:
 
 
 def _log_parent_report(
-    client: MlflowClient, parent: str, red: dict, sweep: list[tuple[int, RunResult]], final: RunResult, best_k: int
+    client: MlflowClient,
+    parent: str,
+    red: dict,
+    sweep: list[tuple[int, RunResult]],
+    final: RunResult,
+    best_k: int,
+    embed_plotlyjs: bool,
 ) -> None:
     df = summary.sweep_table(client, parent)
     df = df[df["clusterer.name"].notna()] if "clusterer.name" in df else df  # the clustering runs
@@ -209,8 +235,8 @@ def _log_parent_report(
         )
         (Path(tmp) / "summary").mkdir()
         df.to_csv(Path(tmp) / "summary" / "summary.csv", index=False)  # the two sweep charts below say the rest
-        plots.write_html(chart, Path(tmp) / "summary" / "kmeans_sweep.html", False)
-        plots.write_html(eps_chart, Path(tmp) / "summary" / "dbscan_eps_sweep.html", False)
+        plots.write_html(chart, Path(tmp) / "summary" / "kmeans_sweep.html", embed_plotlyjs)
+        plots.write_html(eps_chart, Path(tmp) / "summary" / "dbscan_eps_sweep.html", embed_plotlyjs)
         client.log_artifacts(parent, str(Path(tmp) / "summary"), "summary")
     client.log_text(parent, text, "report.md")
     client.log_metric(parent, "k95", red["k95"])

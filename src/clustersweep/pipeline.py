@@ -8,6 +8,7 @@ traceback as an artifact.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -158,7 +159,7 @@ def _fit_and_log(
 ) -> tuple[dict[str, float], dict[str, str]]:
     uri = tracking.tracking_uri(cfg)
     with watch("reduce"):
-        reducer, Z_train, Z_test, hit = cache.fit_reducer(cfg, data.sha256, uri)
+        reducer, Z_train, Z_test, mse, hit = cache.fit_reducer(cfg, data.sha256, uri)
         has_spectrum = reduce.explained_variance(reducer) is not None
         evr = cache.spectrum(cfg, data.sha256, uri) if has_spectrum else None
     idx = fit_rows(cfg.clusterer.get("n_fit"), len(Z_train), cfg.seed)
@@ -183,7 +184,7 @@ def _fit_and_log(
             "eps": getattr(clusterer, "eps_", None),
             "explained_variance": reduce.explained_variance(reducer),
             "k95": None if evr is None else k95(evr),
-            "reconstruction_mse": reduce.reconstruction_mse(reducer, data.X_test, Z_test),
+            "reconstruction_mse": mse,
             "n_fit": len(idx),
         }
         m.update({k: float(v) for k, v in extra.items() if v is not None})
@@ -206,14 +207,15 @@ def _fit_and_log(
         if cfg.plots.enabled:
             with watch("plots"):
                 (out / "plots").mkdir()
-                for fname, fig in figures(cfg, data, f).items():
-                    plots.write_html(fig, out / "plots" / f"{fname}.html", cfg.plots.embed_plotlyjs)
+                pages = {k: plots.to_html(fig, cfg.plots.embed_plotlyjs) for k, fig in figures(cfg, data, f).items()}
+                for fname, html in {**pages, **reduction_pages(cfg, data, f)}.items():
+                    (out / "plots" / f"{fname}.html").write_text(html, encoding="utf-8")
         mlflow.log_artifacts(tmp)
     return m, skipped
 
 
 def figures(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, object]:
-    """Every plot of one run: reduction (Phase 2) and clustering (Phase 3) of the notebook."""
+    """The clustering plots of one run (Phase 3 of the notebook); `reduction_figures` has the rest."""
     names, shape = list(data.class_names), tuple(data.image_shape)
     Z_fit = f.Z_train[f.fit_idx]
     n, seed = cfg.plots.scatter_points, cfg.seed
@@ -227,6 +229,24 @@ def figures(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, object]:
             Z_fit, f.fit_clusters, n, seed, f"Clusters on the first two components of {cfg.reducer.name} (train)"
         ),
     }
+    kdist = getattr(f.clusterer, "kdist_", None)
+    if kdist is not None:
+        figs["k_distance"] = plots.k_distance(kdist, f.clusterer.eps_, f.clusterer.min_samples)
+    centroids = _centroids(data, f)
+    if centroids is not None:
+        figs["centroids"] = plots.image_grid(
+            centroids[0].reshape(-1, *shape),
+            centroids[1],
+            "Cluster centroids as images (title: majority train class and its share)",
+        )
+    return figs
+
+
+def reduction_figures(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, object]:
+    """The plots of the reducer stage (Phase 2 of the notebook): class scatters, reconstructions, spectrum."""
+    names, shape = list(data.class_names), tuple(data.image_shape)
+    n, seed = cfg.plots.scatter_points, cfg.seed
+    figs: dict[str, object] = {}
     if cfg.reducer.name != "none":
         space = f"{cfg.reducer.name} k={f.Z_train.shape[1]}"
         figs["class_scatter_2d"] = plots.class_scatter_2d(
@@ -248,17 +268,25 @@ def figures(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, object]:
         figs["explained_variance"] = plots.explained_variance(
             f.evr, k95(f.evr), f"PCA spectrum of train: 95% of the variance at k={k95(f.evr)}"
         )
-    kdist = getattr(f.clusterer, "kdist_", None)
-    if kdist is not None:
-        figs["k_distance"] = plots.k_distance(kdist, f.clusterer.eps_, f.clusterer.min_samples)
-    centroids = _centroids(data, f)
-    if centroids is not None:
-        figs["centroids"] = plots.image_grid(
-            centroids[0].reshape(-1, *shape),
-            centroids[1],
-            "Cluster centroids as images (title: majority train class and its share)",
-        )
     return figs
+
+
+_pages: dict[bytes, dict[str, str]] = {}
+
+
+def reduction_pages(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, str]:
+    """`reduction_figures` as HTML, rendered once for the runs that share the reducer's output (a sweep over the
+    clusterer) and reused: the same embeddings, data and plot settings give the same pages."""
+    settings = [data.sha256, list(data.class_names), cfg.reducer.name, cfg.seed, OmegaConf.to_container(cfg.plots)]
+    h = hashlib.sha1(json.dumps([*settings, f.evr is None]).encode())
+    for Z in (f.Z_train, f.Z_test):
+        h.update(np.ascontiguousarray(Z))
+    key = h.digest()
+    if key not in _pages:
+        _pages.clear()  # the pages of one reducer at a time
+        figs = reduction_figures(cfg, data, f)
+        _pages[key] = {name: plots.to_html(fig, cfg.plots.embed_plotlyjs) for name, fig in figs.items()}
+    return _pages[key]
 
 
 def _centroids(data: Dataset, f: Fitted) -> tuple[np.ndarray, list[str]] | None:

@@ -140,10 +140,9 @@ def image_grid(
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
     tile_px = min(180, max(90, 1000 // cols))
-    fig.update_layout(
+    fig.update_layout(  # no fixed width: the mosaic shrinks to fit the frame (MLflow's artifact viewer is narrow)
         title=title,
         height=int(tile_px * rows * pitch_y / h) + 100,
-        width=int(tile_px * cols) + 160,
         plot_bgcolor="white",
         margin={"l": 120 if row_labels else 40},
     )
@@ -153,9 +152,13 @@ def image_grid(
 _CDN = f"https://cdn.plot.ly/plotly-{plotly.offline.get_plotlyjs_version()}.min.js"  # the bundled version
 
 
+def to_html(fig: go.Figure, embed_plotlyjs: bool) -> str:
+    """HTML for MLflow's artifact viewer; plotly.js from its CDN unless embedded for offline use."""
+    return fig.to_html(include_plotlyjs=True if embed_plotlyjs else _CDN, full_html=True)
+
+
 def write_html(fig: go.Figure, path: Path, embed_plotlyjs: bool) -> Path:
-    """Write HTML for MLflow's artifact viewer; plotly.js from its CDN unless embedded for offline use."""
-    fig.write_html(path, include_plotlyjs=True if embed_plotlyjs else _CDN, full_html=True)
+    path.write_text(to_html(fig, embed_plotlyjs), encoding="utf-8")
     return path
 
 
@@ -283,13 +286,15 @@ def curves(
 
 
 def cluster_purity(y: np.ndarray, clusters: np.ndarray, class_names: list[str]) -> go.Figure:
-    """Share of each cluster's top true class (named on the bar): a pure cluster is a class found without labels."""
+    """Share of each cluster's top true class (named on the bar and the axis): a pure cluster is a class found
+    without labels."""
     table, classes, ks = contingency(y, clusters)
     sizes = table.sum(axis=0)
     top = [class_names[c] for c in classes[table.argmax(axis=0)]]
+    names = cluster_names(ks)
     fig = go.Figure(
         go.Bar(
-            x=cluster_names(ks),
+            x=names,
             y=table.max(axis=0) / sizes,
             text=top,
             customdata=sizes,
@@ -297,8 +302,9 @@ def cluster_purity(y: np.ndarray, clusters: np.ndarray, class_names: list[str]) 
             name="purity",
         )
     )
-    fig.update_layout(title="Cluster purity (share of the top true class)", xaxis_title="cluster", yaxis_title="purity")
-    fig.update_xaxes(type="category")
+    title = "Cluster purity (share of the top true class)"
+    fig.update_layout(title=title, xaxis_title="cluster: top true class", yaxis_title="purity")
+    fig.update_xaxes(type="category", tickvals=names, ticktext=[f"{k}<br>{c}" for k, c in zip(names, top, strict=True)])
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return fig
 
