@@ -36,7 +36,7 @@ def test_each_clusterer_logs_the_scores_and_plots(make_cfg, store, clusterer, ex
 
 
 def test_label_free_metrics_are_computed_in_the_common_pca_space(make_cfg):
-    cfg = make_cfg("reducer=none", "clusterer.n_fit=400", "metrics.silhouette_sample_size=1000")
+    cfg = make_cfg("reducer=none", "clusterer.n_fit=400", "metrics.silhouette_sample_size=1000", "plots.enabled=false")
     result = run(cfg)
     data = load(cfg.dataset, cfg.seed)
     idx = fit_rows(400, len(data.X_train), cfg.seed)
@@ -50,13 +50,14 @@ def test_label_free_metrics_are_computed_in_the_common_pca_space(make_cfg):
 
 
 def test_metrics_space_embedding_scores_in_the_runs_own_space(make_cfg):
-    common = run(make_cfg("metrics.space=common")).metrics
-    own = run(make_cfg("metrics.space=embedding")).metrics
+    common = run(make_cfg("metrics.space=common", "plots.enabled=false")).metrics
+    own = run(make_cfg("metrics.space=embedding", "plots.enabled=false")).metrics
     assert common["nmi"] == own["nmi"] and common["silhouette"] != own["silhouette"]
 
 
 def test_pca_umap_chain_runs_is_cached_and_skips_reconstruction(make_cfg, store):
     cfg = make_cfg("reducer=pca_umap", "reducer.pca_k=20", "reducer.k=3", "reducer.n_neighbors=10", "clusterer=gmm")
+    cfg.plots.enabled = False
     first = run(cfg)
     assert SCORES <= set(first.metrics) and first.metrics["nmi"] > 0.5
     assert "reconstruction_mse" not in first.metrics  # UMAP has no reconstruction worth scoring
@@ -72,8 +73,8 @@ def test_leaderboard_lists_each_familys_best_by_the_label_free_metric(make_cfg, 
 
     from conftest import ROOT
 
-    k3, k4 = run(make_cfg("clusterer.K=3")), run(make_cfg("clusterer.K=4"))
-    gmm = run(make_cfg("clusterer=gmm", "clusterer.K=4"))
+    k3, k4 = (run(make_cfg(f"clusterer.K={k}", "plots.enabled=false")) for k in (3, 4))
+    gmm = run(make_cfg("clusterer=gmm", "clusterer.K=4", "plots.enabled=false"))
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- leaderboard:begin -->\nold\n<!-- leaderboard:end -->\ntail\n")
     cmd = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--experiment", "synthetic", "--leaderboard"]

@@ -24,7 +24,7 @@ SEARCH = [
     "dataset=synthetic",
     "reducer.k=range(2,12)",  # on the command line: the search space (Optuna's grammar)
     "clusterer.K=range(2,8)",
-    "clusterer.n_init=300",  # long enough a fit to interrupt
+    "clusterer.n_init=100",  # long enough a fit to interrupt
     "metrics.silhouette_sample_size=200",
     "plots.enabled=false",
 ]
