@@ -75,6 +75,9 @@ def test_seed_notebook_experiment_end_to_end_on_synthetic(store):
     (red,) = [r for r in children if r.info.run_name == "reduction-pca-svd"]
     (final,) = [r for r in children if r.data.tags.get("notebook.role") == "final"]
     assert final.data.params["clusterer.n_init"] == "20" and final.data.params["clusterer.n_fit"] == "None"
+    # the notebook picks K by silhouette in its clustering space, PCA(100, whiten), not in the common space
+    clustering = [r for r in children if "-kmeans-" in r.info.run_name or "-dbscan-" in r.info.run_name]
+    assert {r.data.params["metrics.space"] for r in clustering} == {"embedding"}
     text = open(
         client.download_artifacts(parent.info.run_id, "report.md", str(__import__("tempfile").mkdtemp()))
     ).read()
