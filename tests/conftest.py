@@ -63,16 +63,9 @@ def make_cfg(store: str):
     return make
 
 
-def run_py(
-    *args: str,
-    store: str,
-    cwd: Path | None = None,
-    timeout: int = 300,
-    out: Path | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess:
-    """`python run.py …` in a subprocess against `store`, Hydra's outputs kept out of the project (in `out`,
-    by default beside a SQLite store); `env` adds environment variables."""
+def _run_py(args: tuple[str, ...], store: str, out: Path | None, env: dict[str, str] | None) -> tuple[list, dict]:
+    """The command and environment of `python run.py …` against `store`, Hydra's outputs kept out of the project
+    (in `out`, by default beside a SQLite store); `env` adds environment variables."""
     out = out or Path(store[len("sqlite:///") :]).parent.parent / "hydra"
     cmd = [
         sys.executable,
@@ -84,7 +77,42 @@ def run_py(
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("MLFLOW_TRACKING_URI", None)
+    return cmd, env
+
+
+def run_py(
+    *args: str,
+    store: str,
+    cwd: Path | None = None,
+    timeout: int = 300,
+    out: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """`python run.py …` in a subprocess against `store`, to its end."""
+    cmd, env = _run_py(args, store, out, env)
     return subprocess.run(cmd, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def start_run_py(*args: str, store: str, out: Path | None = None, new_session: bool = False) -> subprocess.Popen:
+    """`python run.py …` started in the background, its output (stdout and stderr) to be read line by line."""
+    cmd, env = _run_py(args, store, out, None)
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=new_session,
+    )
+
+
+def read_until(proc: subprocess.Popen, done, seen: str = "", timeout: float = 180) -> str:
+    """Read proc's output until done(text so far) holds (or the timeout passes); returns the text."""
+    deadline = time.time() + timeout
+    while not done(seen) and time.time() < deadline:
+        seen += proc.stdout.readline()
+    return seen
 
 
 def runs(store: str, experiment: str = "synthetic") -> tuple:

@@ -3,15 +3,11 @@ follows the metric, and an interrupted study resumes with exactly the missing tr
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
-from conftest import ROOT, run_py, runs
+from conftest import ROOT, read_until, run_py, runs, start_run_py
 from hydra import compose, initialize_config_dir
 
 import clustersweep.config  # noqa: F401  (registers the cs.* resolvers the configs use)
@@ -49,14 +45,9 @@ def test_the_study_lives_beside_a_sqlite_store(tmp_path):
 
 
 def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_path):
-    cmd = [sys.executable, str(ROOT / "run.py"), *SEARCH, f"tracking.uri={store}", f"hydra.sweep.dir={tmp_path}/h"]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    seen, deadline = "", time.time() + 180
-    while "[2/?]" not in seen and time.time() < deadline:  # the first trial finished, the second started
-        seen += proc.stdout.readline()
-    while not seen.rstrip().endswith("cluster …") and time.time() < deadline:  # and is fitting
-        seen += proc.stdout.readline()
+    proc = start_run_py(*SEARCH, store=store, out=tmp_path / "h")
+    seen = read_until(proc, lambda seen: "[2/?]" in seen)  # the first trial finished, the second started
+    seen = read_until(proc, lambda seen: seen.rstrip().endswith("cluster …"), seen)  # and is fitting
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, seen + out

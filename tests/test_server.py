@@ -3,14 +3,11 @@ logged, a server that does not answer, and one that dies in the middle of a swee
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
-from conftest import ROOT, free_port, loopback_only, run_py
+from conftest import free_port, loopback_only, read_until, run_py, start_run_py
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -133,20 +130,9 @@ def test_a_server_dying_mid_sweep_fails_the_jobs_that_cannot_log_and_a_rerun_doe
     ]
     names = sorted(f"pca-k4-kmeans-K{k}" for k in range(2, 6))
     out = tmp_path / "hydra"
-    cmd = [
-        sys.executable,
-        str(ROOT / "run.py"),
-        "-m",
-        *grid,
-        f"tracking.uri={mlflow_server.uri}",
-        f"hydra.sweep.dir={out}/sweep",
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = start_run_py("-m", *grid, store=mlflow_server.uri, out=out)
     try:
-        seen, deadline = "", time.time() + 180
-        while seen.count("finished in") < 2 and time.time() < deadline:
-            seen += proc.stdout.readline()
+        seen = read_until(proc, lambda seen: seen.count("finished in") >= 2)
         mlflow_server.stop()  # the server dies: SIGTERM then SIGKILL to its process group
         rest, _ = proc.communicate(timeout=300)
     finally:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from conftest import ROOT, run_py, runs
+from conftest import read_until, run_py, runs, start_run_py
 from mlflow.tracking import MlflowClient
 
 GRID = [
@@ -91,16 +88,8 @@ def test_kill_9_then_rerun_finishes_exactly_the_missing_jobs(store, tmp_path):
         "clusterer.n_init=20",
         "metrics.silhouette_sample_size=200",
     ]
-    out = tmp_path / "hydra"
-    cmd = [sys.executable, str(ROOT / "run.py"), "-m", *grid, f"tracking.uri={store}", f"hydra.sweep.dir={out}"]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
-    )
-    seen = ""
-    deadline = time.time() + 120
-    while seen.count("finished in") < 2 and time.time() < deadline:
-        seen += proc.stdout.readline()
+    proc = start_run_py("-m", *grid, store=store, out=tmp_path / "hydra", new_session=True)
+    read_until(proc, lambda seen: seen.count("finished in") >= 2, timeout=120)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     _, _, before = sweep_runs(store)
@@ -161,21 +150,9 @@ def test_ctrl_c_marks_the_running_job_and_the_parent_killed(store, tmp_path):
         "clusterer.n_init=50",
         "metrics.silhouette_sample_size=200",
     ]
-    cmd = [
-        sys.executable,
-        str(ROOT / "run.py"),
-        "-m",
-        *grid,
-        f"tracking.uri={store}",
-        f"hydra.sweep.dir={tmp_path / 'hydra'}",
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    seen, deadline = "", time.time() + 120
-    while "[2/6] pca-k4-kmeans-K3 … started" not in seen and time.time() < deadline:
-        seen += proc.stdout.readline()
-    while not seen.rstrip().endswith("cluster …") and time.time() < deadline:  # job 2 is fitting (n_init=300)
-        seen += proc.stdout.readline()
+    proc = start_run_py("-m", *grid, store=store, out=tmp_path / "hydra")
+    seen = read_until(proc, lambda seen: "[2/6] pca-k4-kmeans-K3 … started" in seen, timeout=120)
+    seen = read_until(proc, lambda seen: seen.rstrip().endswith("cluster …"), seen, timeout=120)  # job 2 is fitting
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, seen + out
