@@ -3,7 +3,7 @@ import pytest
 from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans
 from sklearn.mixture import GaussianMixture
 
-from clustersweep.cluster import NOISE, KDistanceDBSCAN, assign, fit, knee
+from clustersweep.cluster import NOISE, KDistanceDBSCAN, assign, fit, knee, nearest_among
 
 
 def test_kmeans_uses_predict():
@@ -30,6 +30,19 @@ def test_no_predict_falls_back_to_nearest_train_point():
     agg = AgglomerativeClustering(2)
     labels = fit(agg, Z)
     assert list(assign(agg, Z, labels, np.array([[9.0], [1.0]]))) == [labels[2], labels[0]]
+
+
+@pytest.mark.parametrize("share", [1.0, 0.3, 0.01])
+def test_nearest_among_a_subset_equals_a_search_of_that_subset(share):
+    """The shared neighbour lists give the same answer as searching the subset itself, also for queries none of
+    whose kept neighbours are in it (few members: the fallback search)."""
+    rng = np.random.RandomState(0)
+    X, Q = rng.normal(size=(400, 3)), rng.normal(size=(150, 3))
+    among = np.sort(rng.choice(len(X), max(1, int(share * len(X))), replace=False))
+    dist, idx = nearest_among(X, among, Q)
+    full = np.linalg.norm(Q[:, None, :] - X[among][None, :, :], axis=2)
+    np.testing.assert_allclose(dist, full.min(axis=1), rtol=1e-6)
+    np.testing.assert_array_equal(idx, among[full.argmin(axis=1)])
 
 
 def test_kdistance_dbscan_takes_eps_from_a_percentile_or_the_knee():

@@ -30,15 +30,43 @@ def assign(clusterer: ClusterMixin, Z_train: np.ndarray, train_labels: np.ndarra
     if hasattr(clusterer, "predict"):
         return np.asarray(clusterer.predict(Z_test))
     core = getattr(clusterer, "core_sample_indices_", None)
-    if core is not None:
-        ref, radius = Z_train[core], float(getattr(clusterer, "eps_", clusterer.eps))
-        ref_labels = train_labels[core]
+    if core is None:
+        core, radius = np.arange(len(Z_train)), np.inf
     else:
-        ref, radius, ref_labels = Z_train, np.inf, train_labels
-    if len(ref) == 0:
+        radius = float(getattr(clusterer, "eps_", clusterer.eps))
+    if len(core) == 0:
         return np.full(len(Z_test), NOISE)
-    dist, idx = NearestNeighbors(n_neighbors=1).fit(ref).kneighbors(Z_test)
-    return np.where(dist[:, 0] <= radius, ref_labels[idx[:, 0]], NOISE)
+    dist, idx = nearest_among(Z_train, core, Z_test)
+    return np.where(dist <= radius, train_labels[idx], NOISE)
+
+
+_NEIGHBOURS = 32
+_knn: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def nearest_among(X: np.ndarray, among: np.ndarray, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row, the distance to and index (in X) of its nearest row of X[among].
+
+    The queries' nearest rows of all of X are kept for the next call on the same X and Q, so a DBSCAN eps sweep
+    (other core samples per eps) or a K sweep of a method without predict searches once: a query's answer is
+    the first of its neighbours that is in `among`; only queries with none of those do a search of their own.
+    """
+    key = hashlib.sha1(np.ascontiguousarray(X).tobytes() + np.ascontiguousarray(Q).tobytes()).digest()
+    if key not in _knn:
+        _knn.clear()  # one at a time: the points of the current sweep
+        _knn[key] = NearestNeighbors(n_neighbors=min(_NEIGHBOURS, len(X))).fit(X).kneighbors(Q)
+    dists, idxs = _knn[key]
+    member = np.zeros(len(X), dtype=bool)
+    member[among] = True
+    hit = member[idxs]
+    first = hit.argmax(axis=1)
+    rows = np.arange(len(Q))
+    dist, idx = dists[rows, first], idxs[rows, first]
+    rest = np.flatnonzero(~hit.any(axis=1))
+    if len(rest):
+        d, i = NearestNeighbors(n_neighbors=1).fit(X[among]).kneighbors(Q[rest])
+        dist[rest], idx[rest] = d[:, 0], among[i[:, 0]]
+    return dist, idx
 
 
 _kdist: dict[tuple, np.ndarray] = {}

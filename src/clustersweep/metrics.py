@@ -86,15 +86,20 @@ _KEEP_BYTES = 2**31  # distance matrices up to 2 GiB (float32: 23k points) are k
 _kept: dict[bytes, np.ndarray] = {}
 
 
-def _distances(X: np.ndarray, start: int, stop: int, sq: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Euclidean distances of rows start:stop of X to all of X, written into `out`."""
-    np.matmul(X[start:stop], X.T, out=out)
-    out *= -2.0
-    out += sq[start:stop, None]
-    out += sq[None, :]
+def _distances(A: np.ndarray, B: np.ndarray, start: int, stop: int, out: np.ndarray) -> np.ndarray:
+    """Euclidean distances of rows start:stop to all rows, written into `out`, from `_augmented` A and B."""
+    np.matmul(A[start:stop], B.T, out=out)
     np.maximum(out, 0.0, out=out)
     out[np.arange(stop - start), np.arange(start, stop)] = 0.0
     return np.sqrt(out, out=out)
+
+
+def _augmented(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A, B with A_i · B_j = |x_i|² + |x_j|² − 2 x_i·x_j: one matrix product gives squared distances, with no
+    passes over the n×n result to add the norms (the passes cost more than the product)."""
+    sq = np.einsum("ij,ij->i", X, X)[:, None]
+    ones = np.ones_like(sq)
+    return np.hstack([-2.0 * X, sq, ones]), np.hstack([X, ones, sq])
 
 
 def _cluster_distance_sums(X: np.ndarray, onehot: np.ndarray, chunk: int) -> np.ndarray:
@@ -104,21 +109,21 @@ def _cluster_distance_sums(X: np.ndarray, onehot: np.ndarray, chunk: int) -> np.
     """
     n = len(X)
     X = np.asarray(X, dtype=np.float32)
-    sq = np.einsum("ij,ij->i", X, X)
+    A, B = _augmented(X)
     if n * n * 4 <= _KEEP_BYTES:
         key = hashlib.sha1(X.tobytes()).digest()
         if key not in _kept:
             _kept.clear()  # one matrix at a time: the points of the current sweep
             D = np.empty((n, n), dtype=np.float32)
             for start in range(0, n, chunk):
-                _distances(X, start, min(start + chunk, n), sq, D[start : start + chunk])
+                _distances(A, B, start, min(start + chunk, n), D[start : start + chunk])
             _kept[key] = D
         return (_kept[key] @ onehot).astype(np.float64)
     sums = np.empty((n, onehot.shape[1]), dtype=np.float32)
     buf = np.empty((min(chunk, n), n), dtype=np.float32)  # reused: fresh large arrays cost more than the maths
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        np.matmul(_distances(X, start, stop, sq, buf[: stop - start]), onehot, out=sums[start:stop])
+        np.matmul(_distances(A, B, start, stop, buf[: stop - start]), onehot, out=sums[start:stop])
     return sums.astype(np.float64)
 
 

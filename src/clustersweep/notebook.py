@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
@@ -65,7 +66,15 @@ def run(cfg: DictConfig) -> str:
     nb = cfg.notebook
     _composed.cache_clear()  # the config files may have changed since an earlier run in this process
     uri = tracking.tracking_uri(cfg)
-    exp_id = tracking.experiment_id(uri, cfg.tracking.experiment)
+    with ThreadPoolExecutor(1) as pool:
+        # A new SQLite store spends seconds in MLflow's schema migrations (Python, one core); meanwhile the stages
+        # every child shares go into the cache (zlib and BLAS, which release the GIL): the data, the exact bases
+        # and the clustering space.
+        store = pool.submit(tracking.experiment_id, uri, cfg.tracking.experiment)
+        sha256 = load(cfg.dataset, cfg.seed).sha256
+        cache.bases(cfg, sha256, uri)
+        cache.fit_reducer(child_cfg(cfg), sha256, uri)
+        exp_id = store.result()
     client = MlflowClient(uri)
     parent = client.create_run(
         exp_id,
