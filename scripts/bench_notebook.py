@@ -1,16 +1,19 @@
 """Benchmark: the seed notebook's own code vs `python run.py +experiment=seed_notebook`, in one invocation.
 
-    python scripts/bench_notebook.py
+    python scripts/bench_notebook.py [--repeat N]
 
 The notebook side is the seed notebook's code cells (shared/seed/…), figures built but not shown, the data read
 by clustersweep's loader (the notebook's Keras/OpenML loaders need the internet). The framework side runs in a
 subprocess into a fresh tracking store and a cold cache. Prints where the framework's time went (stages summed
 over its runs), both wall times and their ratio (target ≤ 1/3), the same without the K-Means fits (identical on
-both sides, and the part a loaded machine slows most), and the two final K-Means scores side by side.
+both sides, and the part a loaded machine slows most), and the two final K-Means scores side by side. With
+--repeat N, N such pairs one after the other and the median ratio (a shared machine's load moves single runs).
 """
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -167,6 +170,18 @@ def breakdown(client: MlflowClient, exp_id: str, wall: float) -> dict[str, float
 
 
 def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=1, help="pairs of runs, one after the other; reports the median")
+    args = p.parse_args()
+    ratios = [pair() for _ in range(max(args.repeat, 1))]
+    ratio = statistics.median(ratios)
+    if len(ratios) > 1:
+        print(f"\nratios {', '.join(f'{r:.3f}' for r in ratios)}: median {ratio:.3f} (target ≤ 0.333)")
+    return 0 if ratio <= 1 / 3 else 1
+
+
+def pair() -> float:
+    """One framework run then the notebook's code; prints both and returns their ratio."""
     with tempfile.TemporaryDirectory() as tmp:
         print("framework: python run.py +experiment=seed_notebook …", flush=True)
         wall_fw, ours, kmeans_fw = framework(Path(tmp))
@@ -182,7 +197,7 @@ def main() -> int:
     print(f"the rest: framework {rest_fw:.1f} s, notebook {rest_nb:.1f} s, ratio {rest_fw / rest_nb:.3f}")
     for key in theirs:
         print(f"{key:<8}framework {ours[key]:.3f}   notebook {theirs[key]:.3f}")
-    return 0 if wall_fw / wall_nb <= 1 / 3 else 1
+    return wall_fw / wall_nb
 
 
 if __name__ == "__main__":
