@@ -47,6 +47,10 @@ def test_run_logs_params_metrics_tags_artifacts_and_name(store):
     assert r.info.run_name == "pca-k8-kmeans-K4"
     assert REQUIRED <= set(r.data.metrics)
     assert r.data.metrics["ari"] > 0.5 and r.data.metrics["n_clusters"] == 4
+    report = client.download_artifacts(r.info.run_id, "report.md", str(Path(store[10:]).parent))
+    assert Path(report).read_text().strip() in res.stdout  # the run's report is printed, then where it went
+    assert f"run pca-k8-kmeans-K4 ({r.info.run_id}) logged to {store}" in res.stdout
+    assert f"ARI {r.data.metrics['ari']:.3f}" in res.stdout
     p = r.data.params
     assert p["reducer.k"] == "8" and p["clusterer.K"] == "4" and p["seed"] == "42"
     assert p["reducer.estimator._target_"] == "sklearn.decomposition.PCA"

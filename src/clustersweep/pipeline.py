@@ -36,6 +36,7 @@ class RunResult:
     run_name: str
     metrics: dict[str, float]
     skipped: dict[str, str] = field(default_factory=dict)
+    report: str = ""  # the run's report.md
 
 
 class Stopwatch:
@@ -95,8 +96,11 @@ def prepare(cfg: DictConfig) -> Prepared:
 
 
 def run(cfg: DictConfig, tags: dict[str, str] | None = None) -> RunResult:
-    """Validate, load, then fit and log one run; returns its id and metrics."""
-    return execute(prepare(cfg), tags)
+    """Validate, load, then fit and log one run, and print its report; returns its id and metrics."""
+    result = execute(prepare(cfg), tags)
+    where = tracking.redact(tracking.tracking_uri(cfg))
+    print(f"{result.report}\nrun {result.run_name} ({result.run_id}) logged to {where}", flush=True)
+    return result
 
 
 def execute(prep: Prepared, tags: dict[str, str] | None = None) -> RunResult:
@@ -117,7 +121,7 @@ def execute(prep: Prepared, tags: dict[str, str] | None = None) -> RunResult:
     with mlflow.start_run(experiment_id=prep.experiment_id, run_name=name, tags=all_tags) as active:
         try:
             mlflow.log_params(tracking.flat_params(cfg))
-            scores, skipped = _fit_and_log(cfg, prep.data, prep.clusterer, watch, overrides)
+            scores, skipped, md = _fit_and_log(cfg, prep.data, prep.clusterer, watch, overrides)
             watch.times["time_total_s"] = time.perf_counter() - prep.start
             mlflow.log_metrics(watch.times)
         except BaseException as e:
@@ -125,7 +129,7 @@ def execute(prep: Prepared, tags: dict[str, str] | None = None) -> RunResult:
             mlflow.log_text(tracking.redact(traceback.format_exc()), "error.txt")
             mlflow.end_run("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
             raise
-    return RunResult(active.info.run_id, name, {**scores, **watch.times}, skipped)
+    return RunResult(active.info.run_id, name, {**scores, **watch.times}, skipped, md)
 
 
 @dataclass
@@ -156,7 +160,8 @@ def k95(evr: np.ndarray) -> int:
 
 def _fit_and_log(
     cfg: DictConfig, data: Dataset, clusterer, watch: Stopwatch, overrides: list[str]
-) -> tuple[dict[str, float], dict[str, str]]:
+) -> tuple[dict[str, float], dict[str, str], str]:
+    """Fit, score, draw and log; returns (metrics, {metric: why it was left out}, the report's markdown)."""
     uri = tracking.tracking_uri(cfg)
     with watch("reduce"):
         reducer, Z_train, Z_test, mse, hit = cache.fit_reducer(cfg, data.sha256, uri)
@@ -211,7 +216,7 @@ def _fit_and_log(
                 for fname, html in {**pages, **reduction_pages(cfg, data, f)}.items():
                     (out / "plots" / f"{fname}.html").write_text(html, encoding="utf-8")
         mlflow.log_artifacts(tmp)
-    return m, skipped
+    return m, skipped, md
 
 
 def figures(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, object]:
