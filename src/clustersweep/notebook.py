@@ -72,8 +72,9 @@ def run(cfg: DictConfig) -> str:
         # and the clustering space.
         store = pool.submit(tracking.experiment_id, uri, cfg.tracking.experiment)
         sha256 = load(cfg.dataset, cfg.seed).sha256
-        cache.bases(cfg, sha256, uri)
-        cache.fit_reducer(child_cfg(cfg), sha256, uri)
+        if cfg.cache.enabled:  # without the cache, each child fits its own
+            cache.bases(cfg, sha256, uri)
+            cache.fit_reducer(child_cfg(cfg), sha256, uri)
         exp_id = store.result()
     client = MlflowClient(uri)
     parent = client.create_run(
