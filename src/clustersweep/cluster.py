@@ -8,7 +8,6 @@ gives a test point the label of its nearest train point.
 
 from __future__ import annotations
 
-import hashlib
 from numbers import Integral, Real
 
 import numpy as np
@@ -16,6 +15,8 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
+
+from clustersweep.memo import keep_last
 
 NOISE = -1
 
@@ -51,11 +52,8 @@ def nearest_among(X: np.ndarray, among: np.ndarray, Q: np.ndarray) -> tuple[np.n
     (other core samples per eps) or a K sweep of a method without predict searches once: a query's answer is
     the first of its neighbours that is in `among`; only queries with none of those do a search of their own.
     """
-    key = hashlib.sha1(np.ascontiguousarray(X).tobytes() + np.ascontiguousarray(Q).tobytes()).digest()
-    if key not in _knn:
-        _knn.clear()  # one at a time: the points of the current sweep
-        _knn[key] = NearestNeighbors(n_neighbors=min(_NEIGHBOURS, len(X))).fit(X).kneighbors(Q)
-    dists, idxs = _knn[key]
+    search = NearestNeighbors(n_neighbors=min(_NEIGHBOURS, len(X))).fit
+    dists, idxs = keep_last(_knn, (X, Q), None, lambda: search(X).kneighbors(Q))
     member = np.zeros(len(X), dtype=bool)
     member[among] = True
     hit = member[idxs]
@@ -69,18 +67,14 @@ def nearest_among(X: np.ndarray, among: np.ndarray, Q: np.ndarray) -> tuple[np.n
     return dist, idx
 
 
-_kdist: dict[tuple, np.ndarray] = {}
+_kdist: dict[bytes, np.ndarray] = {}
 
 
 def k_distances(X: np.ndarray, k: int, sample: int | None, seed: int | None) -> np.ndarray:
     """Sorted distance of each point (of a seeded sample) to its k-th nearest neighbour, itself counted first:
     DBSCAN's core condition with min_samples=k, and the notebook's k-distance curve. The last curve is kept, so
     an eps sweep on the same points computes it once."""
-    key = (hashlib.sha1(np.ascontiguousarray(X).tobytes()).digest(), k, sample, seed)
-    if key not in _kdist:
-        _kdist.clear()
-        _kdist[key] = _k_distances(X, k, sample, seed)
-    return _kdist[key]
+    return keep_last(_kdist, (X,), [k, sample, seed], lambda: _k_distances(X, k, sample, seed))
 
 
 def _k_distances(X: np.ndarray, k: int, sample: int | None, seed: int | None) -> np.ndarray:

@@ -12,8 +12,6 @@ A metric that is undefined for a run is left out and its reason returned, to be 
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import (
@@ -22,6 +20,8 @@ from sklearn.metrics import (
     davies_bouldin_score,
     normalized_mutual_info_score,
 )
+
+from clustersweep.memo import keep_last
 
 NOISE = -1
 LABEL_FREE = ("silhouette", "davies_bouldin", "calinski_harabasz")  # may pick a run; the labels never do
@@ -109,22 +109,24 @@ def _cluster_distance_sums(X: np.ndarray, onehot: np.ndarray, chunk: int) -> np.
     """
     n = len(X)
     X = np.asarray(X, dtype=np.float32)
-    A, B = _augmented(X)
     if n * n * 4 <= _KEEP_BYTES:
-        key = hashlib.sha1(X.tobytes()).digest()
-        if key not in _kept:
-            _kept.clear()  # one matrix at a time: the points of the current sweep
-            D = np.empty((n, n), dtype=np.float32)
-            for start in range(0, n, chunk):
-                _distances(A, B, start, min(start + chunk, n), D[start : start + chunk])
-            _kept[key] = D
-        return (_kept[key] @ onehot).astype(np.float64)
+        return (keep_last(_kept, (X,), None, lambda: _distance_matrix(X, chunk)) @ onehot).astype(np.float64)
+    A, B = _augmented(X)
     sums = np.empty((n, onehot.shape[1]), dtype=np.float32)
     buf = np.empty((min(chunk, n), n), dtype=np.float32)  # reused: fresh large arrays cost more than the maths
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         np.matmul(_distances(A, B, start, stop, buf[: stop - start]), onehot, out=sums[start:stop])
     return sums.astype(np.float64)
+
+
+def _distance_matrix(X: np.ndarray, chunk: int) -> np.ndarray:
+    n = len(X)
+    A, B = _augmented(X)
+    D = np.empty((n, n), dtype=np.float32)
+    for start in range(0, n, chunk):
+        _distances(A, B, start, min(start + chunk, n), D[start : start + chunk])
+    return D
 
 
 def score(

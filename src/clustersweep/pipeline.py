@@ -8,7 +8,6 @@ traceback as an artifact.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
@@ -26,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from clustersweep import cache, cluster, metrics, plots, reduce, report, tracking
 from clustersweep.config import validate
 from clustersweep.data import Dataset, load
+from clustersweep.memo import keep_last
 
 log = logging.getLogger(__name__)
 
@@ -283,15 +283,12 @@ def reduction_pages(cfg: DictConfig, data: Dataset, f: Fitted) -> dict[str, str]
     """`reduction_figures` as HTML, rendered once for the runs that share the reducer's output (a sweep over the
     clusterer) and reused: the same embeddings, data and plot settings give the same pages."""
     settings = [data.sha256, list(data.class_names), cfg.reducer.name, cfg.seed, OmegaConf.to_container(cfg.plots)]
-    h = hashlib.sha1(json.dumps([*settings, f.evr is None]).encode())
-    for Z in (f.Z_train, f.Z_test):
-        h.update(np.ascontiguousarray(Z))
-    key = h.digest()
-    if key not in _pages:
-        _pages.clear()  # the pages of one reducer at a time
+
+    def render() -> dict[str, str]:
         figs = reduction_figures(cfg, data, f)
-        _pages[key] = {name: plots.to_html(fig, cfg.plots.embed_plotlyjs) for name, fig in figs.items()}
-    return _pages[key]
+        return {name: plots.to_html(fig, cfg.plots.embed_plotlyjs) for name, fig in figs.items()}
+
+    return keep_last(_pages, (f.Z_train, f.Z_test), [*settings, f.evr is None], render)
 
 
 def _centroids(data: Dataset, f: Fitted) -> tuple[np.ndarray, list[str]] | None:
