@@ -3,7 +3,8 @@ import pytest
 from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans
 from sklearn.mixture import GaussianMixture
 
-from clustersweep.cluster import NOISE, KDistanceDBSCAN, assign, fit, knee, nearest_among
+from clustersweep import distances
+from clustersweep.cluster import NOISE, KDistanceDBSCAN, assign, dbscan, fit, knee, nearest_among
 
 
 def test_kmeans_uses_predict():
@@ -55,6 +56,43 @@ def test_kdistance_dbscan_takes_eps_from_a_percentile_or_the_knee():
     assert set(auto.labels_[:200]) == {0, 1}  # the knee separates the two blobs from the scattered points
     fixed = KDistanceDBSCAN(eps=0.3, min_samples=5).fit(Z)
     assert fixed.eps_ == 0.3 and list(assign(fixed, Z, fixed.labels_, np.array([[5.0, 5.0]]))) == [fixed.labels_[150]]
+
+
+def _blobs_with_noise(seed: int) -> np.ndarray:
+    rng = np.random.RandomState(seed)
+    centers = rng.uniform(-6, 6, (4, 3))
+    X = np.vstack([c + rng.normal(0, 0.4 + 0.3 * i, (120, 3)) for i, c in enumerate(centers)])
+    X = np.vstack([X, rng.uniform(-9, 9, (60, 3)), X[:5]])  # scattered points, and duplicates
+    return X.astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("min_samples", [1, 4, 12])
+def test_dbscan_from_one_spanning_tree_equals_sklearn_at_every_eps(seed, min_samples):
+    """Labels (numbering included, border points too) and core points equal sklearn's DBSCAN, from eps where
+    no point is core to eps where all are one cluster, with the tree computed once for the sweep."""
+    X = _blobs_with_noise(seed)
+    for eps in (1e-3, 0.2, 0.35, 0.5, 0.8, 1.2, 2.0, 4.0, 30.0):
+        ours, is_core = dbscan(X, eps, min_samples)
+        theirs = DBSCAN(eps=eps, min_samples=min_samples).fit(X)
+        np.testing.assert_array_equal(ours, theirs.labels_)
+        np.testing.assert_array_equal(np.flatnonzero(is_core), theirs.core_sample_indices_)
+
+
+def test_dbscan_with_more_min_samples_than_points_is_all_noise():
+    labels, is_core = dbscan(np.arange(6, dtype=np.float32).reshape(3, 2), 100.0, 5)
+    assert (labels == NOISE).all() and not is_core.any()
+
+
+def test_kdistance_dbscan_past_the_kept_matrix_size_runs_sklearns(monkeypatch):
+    X = _blobs_with_noise(3)
+    shared = KDistanceDBSCAN(eps_percentile=90, min_samples=5, random_state=0).fit(X)
+    monkeypatch.setattr(distances, "KEEP_BYTES", 0)
+    alone = KDistanceDBSCAN(eps_percentile=90, min_samples=5, random_state=0).fit(X)
+    assert shared.eps_ == alone.eps_ and len(set(alone.labels_)) > 2
+    np.testing.assert_array_equal(shared.labels_, alone.labels_)
+    np.testing.assert_array_equal(shared.core_sample_indices_, alone.core_sample_indices_)
+    np.testing.assert_array_equal(shared.components_, alone.components_)
 
 
 def test_knee_of_a_hockey_stick():

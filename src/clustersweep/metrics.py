@@ -21,7 +21,7 @@ from sklearn.metrics import (
     normalized_mutual_info_score,
 )
 
-from clustersweep.memo import keep_last
+from clustersweep import distances
 
 NOISE = -1
 LABEL_FREE = ("silhouette", "davies_bouldin", "calinski_harabasz")  # may pick a run; the labels never do
@@ -57,8 +57,9 @@ def silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, c
     silhouette_score on those points).
 
     Per-cluster distance sums come from matrix products (BLAS), not a per-row reduction. The distance matrix is kept
-    for the next call on the same points, so a K sweep pays for it once; when every non-noise point is used it is
-    the matrix of all of X with noise given no weight, so a DBSCAN eps sweep (other noise per eps) pays once too.
+    (`distances.matrix`) for the next call on the same points, so a K sweep pays for it once; when every non-noise
+    point is used it is the matrix of all of X with noise given no weight, so a DBSCAN eps sweep (other noise per
+    eps) pays once too.
     Returns (score, points used).
     """
     kept = np.flatnonzero(labels != NOISE)
@@ -66,12 +67,12 @@ def silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, c
     ks, li = np.unique(labels[idx], return_inverse=True)
     if not 2 <= len(ks) <= len(idx) - 1:
         raise ValueError(f"silhouette needs 2..n-1 clusters, got {len(ks)} in {len(idx)} points")
-    whole = len(idx) == len(kept) and len(X) ** 2 * 4 <= _KEEP_BYTES
+    whole = len(idx) == len(kept) and distances.fits(len(X))
     base, rows = (X, idx) if whole else (X[idx], np.arange(len(idx)))
     onehot = np.zeros((len(base), len(ks)), dtype=np.float32)
     onehot[rows, li] = 1.0
     counts = onehot.sum(axis=0, dtype=np.float64)
-    sums = _cluster_distance_sums(base, onehot, chunk)[rows]
+    sums = distances.cluster_sums(base, onehot, chunk)[rows]
     own = counts[li]
     n = len(idx)
     a = sums[np.arange(n), li] / np.maximum(own - 1, 1)
@@ -80,53 +81,6 @@ def silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, c
     b = mean_other.min(axis=1)
     s = np.where(own > 1, (b - a) / np.maximum(np.maximum(a, b), np.finfo(float).tiny), 0.0)
     return float(np.mean(s)), n
-
-
-_KEEP_BYTES = 2**31  # distance matrices up to 2 GiB (float32: 23k points) are kept between calls
-_kept: dict[bytes, np.ndarray] = {}
-
-
-def _distances(A: np.ndarray, B: np.ndarray, start: int, stop: int, out: np.ndarray) -> np.ndarray:
-    """Euclidean distances of rows start:stop to all rows, written into `out`, from `_augmented` A and B."""
-    np.matmul(A[start:stop], B.T, out=out)
-    np.maximum(out, 0.0, out=out)
-    out[np.arange(stop - start), np.arange(start, stop)] = 0.0
-    return np.sqrt(out, out=out)
-
-
-def _augmented(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A, B with A_i · B_j = |x_i|² + |x_j|² − 2 x_i·x_j: one matrix product gives squared distances, with no
-    passes over the n×n result to add the norms (the passes cost more than the product)."""
-    sq = np.einsum("ij,ij->i", X, X)[:, None]
-    ones = np.ones_like(sq)
-    return np.hstack([-2.0 * X, sq, ones]), np.hstack([X, ones, sq])
-
-
-def _cluster_distance_sums(X: np.ndarray, onehot: np.ndarray, chunk: int) -> np.ndarray:
-    """sums[i, k] = Σ distance(x_i, x_j) over the points j of cluster k.
-
-    Distances in float32: twice the BLAS speed and half the memory; the mean silhouette moves by ~1e-6.
-    """
-    n = len(X)
-    X = np.asarray(X, dtype=np.float32)
-    if n * n * 4 <= _KEEP_BYTES:
-        return (keep_last(_kept, (X,), None, lambda: _distance_matrix(X, chunk)) @ onehot).astype(np.float64)
-    A, B = _augmented(X)
-    sums = np.empty((n, onehot.shape[1]), dtype=np.float32)
-    buf = np.empty((min(chunk, n), n), dtype=np.float32)  # reused: fresh large arrays cost more than the maths
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        np.matmul(_distances(A, B, start, stop, buf[: stop - start]), onehot, out=sums[start:stop])
-    return sums.astype(np.float64)
-
-
-def _distance_matrix(X: np.ndarray, chunk: int) -> np.ndarray:
-    n = len(X)
-    A, B = _augmented(X)
-    D = np.empty((n, n), dtype=np.float32)
-    for start in range(0, n, chunk):
-        _distances(A, B, start, min(start + chunk, n), D[start : start + chunk])
-    return D
 
 
 def score(
