@@ -52,8 +52,8 @@ def test_silhouette_kept_and_chunked_paths_agree(monkeypatch):
     from clustersweep import distances
 
     X, y = make_blobs(900, 6, centers=4, random_state=2)
-    kept, _ = silhouette(X, y, 800, seed=1)
-    again, _ = silhouette(X, (y + 1) % 4, 800, seed=1)  # same points: the kept matrix serves other labels
+    kept, _ = silhouette(X, y, 800, seed=1, chunk=300)
+    again, _ = silhouette(X, (y + 1) % 4, 800, seed=1, chunk=300)  # same points: the kept matrix serves other labels
     monkeypatch.setattr(distances, "KEEP_BYTES", 0)
     chunked, _ = silhouette(X, y, 800, seed=1, chunk=100)
     assert kept == pytest.approx(chunked, abs=1e-6) and again == pytest.approx(kept, abs=1e-6)
@@ -67,4 +67,5 @@ def test_silhouette_leaves_noise_out_with_one_matrix_for_every_noise_pattern():
     for noisy in ((y == 0) & (np.arange(600) % 3 == 0), np.arange(600) % 7 == 0):  # two eps of one DBSCAN sweep
         ours, n = silhouette(X, np.where(noisy, -1, y), 10_000, seed=0)
         assert n == (~noisy).sum() and ours == pytest.approx(silhouette_score(X[~noisy], y[~noisy]), abs=1e-5)
-        assert [D.shape for D in distances._kept.values()] == [(600, 600)]  # all of X, noise given no weight
+        kept = [[T.shape for _, _, T in parts] for parts in distances._kept.values()]
+        assert kept == [[(600, 600)]]  # all of X, noise given no weight

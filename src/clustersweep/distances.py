@@ -8,6 +8,8 @@ float32 arithmetic leaves a near pair, duplicates above all, ~1e-3·|x| apart, w
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from clustersweep.memo import keep_last
@@ -29,17 +31,33 @@ def matrix(X: np.ndarray, chunk: int = 2048, exact: bool = False) -> np.ndarray:
 
 
 def cluster_sums(X: np.ndarray, onehot: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """sums[i, k] = Σ distance(x_i, x_j) over the points j of cluster k (`onehot`: n × clusters, 0/1 weights)."""
+    """sums[i, k] = Σ distance(x_i, x_j) over the points j of cluster k (`onehot`: n × clusters, 0/1 weights).
+
+    The matrix is symmetric, so only its upper part is computed and kept: per block of rows, the distances to
+    those rows and every later one (a trapezoid), used as they are for the block's sums and transposed for the
+    later rows'. Half the products and half the memory of the whole matrix; fresh memory is slow on this kind of
+    machine (~2.5 s per GB of first touches on the notebook's VM).
+    """
+    X = np.asarray(X, dtype=np.float32)
     n = len(X)
-    if fits(n):
-        return (matrix(X, chunk) @ onehot).astype(np.float64)
-    A, B = _augmented(np.asarray(X, dtype=np.float32))
-    sums = np.empty((n, onehot.shape[1]), dtype=np.float32)
-    buf = np.empty((min(chunk, n), n), dtype=np.float32)  # reused: fresh large arrays cost more than the maths
+    parts = keep_last(_kept, (X,), "upper", lambda: list(_upper(X, chunk, keep=True)), size=2) if fits(n) else None
+    sums = np.zeros((n, onehot.shape[1]), dtype=np.float64)
+    for start, stop, T in parts or _upper(X, chunk, keep=False):
+        sums[start:stop] += T @ onehot[start:]
+        sums[stop:] += T[:, stop - start :].T @ onehot[start:stop]
+    return sums
+
+
+def _upper(X: np.ndarray, chunk: int, keep: bool) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, stop, distances of rows start:stop to rows start:) for each block of rows; unless `keep`, each
+    in one reused buffer."""
+    n = len(X)
+    A, B = _augmented(X)
+    buf = None if keep else np.empty((min(chunk, n), n), dtype=np.float32)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        np.matmul(_rows(A, B, start, stop, buf[: stop - start]), onehot, out=sums[start:stop])
-    return sums.astype(np.float64)
+        out = np.empty((stop - start, n - start), dtype=np.float32) if keep else buf[: stop - start, : n - start]
+        yield start, stop, _rows(A, B, start, stop, out, first=start)
 
 
 def _matrix(X: np.ndarray, chunk: int) -> np.ndarray:
@@ -56,11 +74,11 @@ def _matrix(X: np.ndarray, chunk: int) -> np.ndarray:
     return D
 
 
-def _rows(A: np.ndarray, B: np.ndarray, start: int, stop: int, out: np.ndarray) -> np.ndarray:
-    """Distances of rows start:stop to all rows, written into `out`, from `_augmented` A and B."""
-    np.matmul(A[start:stop], B.T, out=out)
+def _rows(A: np.ndarray, B: np.ndarray, start: int, stop: int, out: np.ndarray, first: int = 0) -> np.ndarray:
+    """Distances of rows start:stop to rows first:, written into `out`, from `_augmented` A and B."""
+    np.matmul(A[start:stop], B[first:].T, out=out)
     np.maximum(out, 0.0, out=out)
-    out[np.arange(stop - start), np.arange(start, stop)] = 0.0
+    out[np.arange(stop - start), np.arange(start - first, stop - first)] = 0.0
     return np.sqrt(out, out=out)
 
 
