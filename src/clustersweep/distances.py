@@ -3,7 +3,8 @@ of every K or eps use one matrix, and DBSCAN's fits at every eps another.
 
 Stored in float32, from one BLAS product of augmented rows. The silhouette's matrix is computed in float32 too:
 twice the speed of float64, and its sums of distances move by ~1e-6. DBSCAN's is computed in float64 (`exact`):
-float32 arithmetic leaves a near pair, duplicates above all, ~1e-3·|x| apart, which decides a small eps.
+float32 arithmetic leaves a near pair, duplicates above all, ~1e-3·|x| apart, which decides a small eps. Stored
+in float32, a distance within ~1e-7 (relative) of eps may still fall on the other side of it than in sklearn.
 """
 
 from __future__ import annotations
