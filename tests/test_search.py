@@ -57,7 +57,7 @@ def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_p
     assert res.returncode == 0, res.stdout + res.stderr
     assert "has 1 completed trial(s), 1 cut off by an interruption; 2 to run" in res.stdout, res.stdout
     study = optuna.load_study(study_name="pca_kmeans", storage=study_storage(store))
-    states = [t.state.name for t in study.trials]
+    states = [t.state.name for t in study.trials if "repeat_of" not in t.user_attrs]  # repeats are asked again
     assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1, states
 
     _, found = runs(store)
@@ -87,3 +87,24 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(store):
     states = [t.state.name for t in study.trials]
     assert len(states) == 3 and "FAIL" in states, states  # every trial of the budget was tried
     assert "sweep failed:" in res.stdout
+
+
+def test_a_search_runs_each_configuration_once_while_there_are_new_ones(store):
+    """Four configurations and a budget of four: the seeded sampler proposes repeats, which are asked again."""
+    res = run_py(
+        *[a for a in SEARCH if not a.startswith(("reducer.k=", "clusterer.K=", "clusterer.n_init", "hydra.sweeper.n"))],
+        "hydra.sweeper.n_trials=4",
+        "reducer.k=choice(2,3)",
+        "clusterer.K=choice(2,3)",
+        "reducer.whiten=false",
+        store=store,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    study = optuna.load_study(study_name="pca_kmeans", storage=study_storage(store))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    repeats = [t for t in study.trials if "repeat_of" in t.user_attrs]
+    assert len(done) == 4 and len({tuple(sorted(t.params.items())) for t in done}) == 4
+    assert repeats and all(t.state == optuna.trial.TrialState.FAIL for t in repeats)
+    _, logged = runs(store)
+    assert len([r for r in logged if "mlflow.parentRunId" in r.data.tags]) == 4  # one child run per configuration

@@ -9,6 +9,8 @@
   asks only for those still missing. Trials the interruption cut off are marked failed.
 - Trials are ordinary sweep jobs (`sweep.job`): child runs of the study's one parent run, skipped (their earlier
   value reused) when an identical run already finished.
+- A configuration the study already has is not run again: the sampler is asked anew (`skip_repeats`), so the
+  budget buys distinct configurations while there are any left.
 """
 
 from __future__ import annotations
@@ -52,6 +54,37 @@ def study_storage(tracking_uri: str | None) -> RDBStorage:
     finally:
         engine.dispose()
     return RDBStorage(url)
+
+
+REASKS = 20  # asks per trial before a repeat is run anyway (a small space may be used up)
+
+
+def skip_repeats(impl: Any) -> None:
+    """Make a hydra-optuna-sweeper (its OptunaSweeperImpl) ask its sampler again when a trial repeats the
+    parameters of a completed or pending trial: TPE re-proposes the points of a small discrete space, and a repeat
+    would use up budget to reproduce a value the study has. A repeat is recorded as a failed trial (the sampler
+    ignores those; counted as finished it would skew the model) with `repeat_of` naming the first."""
+    configure = impl._configure_trials
+
+    def distinct(trials: list, space: dict, fixed: dict) -> list:
+        overrides = configure(trials, space, fixed)
+        for i, trial in enumerate(trials):
+            for _ in range(REASKS):
+                batch = {t.number for t in trials[:i]}  # pending, in the same batch
+                had = [
+                    t
+                    for t in trial.study.trials
+                    if t.params == trial.params and (t.state == optuna.trial.TrialState.COMPLETE or t.number in batch)
+                ]
+                if not had:
+                    break
+                trial.set_user_attr("repeat_of", had[0].number)
+                trial.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                trials[i] = trial = trial.study.ask()  # the caller launches and reports the trials of this list
+                overrides[i] = configure([trial], space, fixed)[0]
+        return overrides
+
+    impl._configure_trials = distinct
 
 
 def resume(impl: Any) -> None:

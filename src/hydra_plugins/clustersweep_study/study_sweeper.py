@@ -11,10 +11,12 @@ from omegaconf import DictConfig
 
 
 class StudySweeper(OptunaSweeper):
-    """hydra-optuna-sweeper whose `n_trials` is the study's budget: a rerun asks only for the missing trials."""
+    """hydra-optuna-sweeper whose `n_trials` is the study's budget of distinct configurations: a rerun asks only
+    for the missing trials, and a repeat of a configuration is asked again."""
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        from clustersweep.search import resume
+        from clustersweep.search import resume, skip_repeats
 
         resume(self.sweeper)
+        skip_repeats(self.sweeper)
