@@ -109,7 +109,7 @@ def dbscan(X: np.ndarray, eps: float, min_samples: int) -> tuple[np.ndarray, np.
     within eps: the order in which sklearn's DBSCAN visits them. The tree and the distance matrix are kept, so an
     eps sweep computes them once (sklearn's DBSCAN searches every neighbourhood again for each eps).
     """
-    D = distances.matrix(X, exact=True)
+    D = distances.matrix(X)
     core, edges, weights = keep_last(_trees, (X,), [min_samples], lambda: _spanning_tree(D, min_samples))
     n = len(D)
     is_core = core <= eps

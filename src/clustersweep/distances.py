@@ -1,22 +1,23 @@
 """Pairwise Euclidean distances of one set of points, kept for the work a sweep repeats on them: the silhouettes
-of every K or eps use one matrix, and DBSCAN's fits at every eps another.
+of every K or eps use one upper triangle (`cluster_sums`), and DBSCAN's fits at every eps one matrix (`matrix`).
 
-Stored in float32, from one BLAS product of augmented rows. The silhouette's matrix is computed in float32 too:
-twice the speed of float64, and its sums of distances move by ~1e-6. DBSCAN's is computed in float64 (`exact`):
-float32 arithmetic leaves a near pair, duplicates above all, ~1e-3·|x| apart, which decides a small eps. Stored
-in float32, a distance within ~1e-7 (relative) of eps may still fall on the other side of it than in sklearn.
+Stored in float32, from BLAS products of augmented rows. The silhouette's are computed in float32 too: twice the
+speed of float64, and its sums of distances move by ~1e-6. DBSCAN's are computed in float64: float32 arithmetic
+leaves a near pair, duplicates above all, ~1e-3·|x| apart, which decides a small eps. Stored in float32, a
+distance within ~1e-7 (relative) of eps may still fall on the other side of it than in sklearn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from clustersweep.memo import keep_last
 
 KEEP_BYTES = 2**31  # matrices up to 2 GiB (23k points) are kept between calls, the two used last
-_kept: dict[bytes, np.ndarray] = {}
+_kept: dict[bytes, Any] = {}  # matrices and upper triangles
 
 
 def fits(n: int) -> bool:
@@ -24,11 +25,10 @@ def fits(n: int) -> bool:
     return n * n * 4 <= KEEP_BYTES
 
 
-def matrix(X: np.ndarray, chunk: int = 2048, exact: bool = False) -> np.ndarray:
-    """The n×n distances of the rows of X (float32; computed in float64 if `exact`), kept for the next calls on
-    the same points: a sweep keeps its fit's matrix and its metrics' both."""
-    X = np.asarray(X, dtype=np.float64 if exact else np.float32)
-    return keep_last(_kept, (X,), X.dtype.str, lambda: _matrix(X, chunk), size=2)
+def matrix(X: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """The n×n distances of the rows of X (computed in float64, stored in float32), kept for the next calls on the
+    same points: a sweep keeps its fit's matrix and its metrics' upper triangle both."""
+    return keep_last(_kept, (X,), "matrix", lambda: _matrix(np.asarray(X, dtype=np.float64), chunk), size=2)
 
 
 def cluster_sums(X: np.ndarray, onehot: np.ndarray, chunk: int = 2048) -> np.ndarray:
@@ -65,13 +65,10 @@ def _matrix(X: np.ndarray, chunk: int) -> np.ndarray:
     n = len(X)
     A, B = _augmented(X)
     D = np.empty((n, n), dtype=np.float32)
-    buf = None if X.dtype == np.float32 else np.empty((min(chunk, n), n), dtype=X.dtype)
+    buf = np.empty((min(chunk, n), n), dtype=X.dtype)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        if buf is None:
-            _rows(A, B, start, stop, D[start:stop])
-        else:
-            D[start:stop] = _rows(A, B, start, stop, buf[: stop - start])
+        D[start:stop] = _rows(A, B, start, stop, buf[: stop - start])
     return D
 
 

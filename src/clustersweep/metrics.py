@@ -56,10 +56,10 @@ def silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, c
     """Mean silhouette of the points not labelled noise, on a seeded sample of them (the same sample as sklearn's
     silhouette_score on those points).
 
-    Per-cluster distance sums come from matrix products (BLAS), not a per-row reduction. The distance matrix is kept
-    (`distances.matrix`) for the next call on the same points, so a K sweep pays for it once; when every non-noise
-    point is used it is the matrix of all of X with noise given no weight, so a DBSCAN eps sweep (other noise per
-    eps) pays once too.
+    Per-cluster distance sums come from matrix products (BLAS), not a per-row reduction. The distances (the upper
+    triangle, `distances.cluster_sums`) are kept for the next call on the same points, so a K sweep pays for them
+    once; when every non-noise point is used they are those of all of X with noise given no weight, so a DBSCAN
+    eps sweep (other noise per eps) pays once too.
     Returns (score, points used).
     """
     kept = np.flatnonzero(labels != NOISE)

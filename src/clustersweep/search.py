@@ -68,23 +68,24 @@ def skip_repeats(impl: Any) -> None:
 
     def distinct(trials: list, space: dict, fixed: dict) -> list:
         overrides = configure(trials, space, fixed)
+        study = trials[0].study
+        first = {_key(t.params): t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
         for i, trial in enumerate(trials):
             for _ in range(REASKS):
-                batch = {t.number for t in trials[:i]}  # pending, in the same batch
-                had = [
-                    t
-                    for t in trial.study.trials
-                    if t.params == trial.params and (t.state == optuna.trial.TrialState.COMPLETE or t.number in batch)
-                ]
-                if not had:
+                if _key(trial.params) not in first:
                     break
-                trial.set_user_attr("repeat_of", had[0].number)
-                trial.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                trials[i] = trial = trial.study.ask()  # the caller launches and reports the trials of this list
+                trial.set_user_attr("repeat_of", first[_key(trial.params)])
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                trials[i] = trial = study.ask()  # the caller launches and reports the trials of this list
                 overrides[i] = configure([trial], space, fixed)[0]
+            first.setdefault(_key(trial.params), trial.number)  # pending: a later trial of the batch repeats it
         return overrides
 
     impl._configure_trials = distinct
+
+
+def _key(params: dict) -> tuple:
+    return tuple(sorted(params.items()))
 
 
 def resume(impl: Any) -> None:
