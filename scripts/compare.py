@@ -5,11 +5,14 @@
     python scripts/compare.py --experiment fashion-mnist --metric nmi    # pick the best by another metric
     python scripts/compare.py --experiment fashion-mnist --leaderboard   # best run per reducer × clusterer
     python scripts/compare.py --experiment fashion-mnist --leaderboard --readme  # …and into README.md
+    python scripts/compare.py --experiment digits --criteria             # which label-free metric picks best
 
 The files go to --out (default mlruns/reports/<experiment>[/<parent>]); the best run is chosen by --metric
 (default silhouette, label-free; ARI/NMI/purity are shown beside it for interpretation only). The leaderboard
 takes the runs scored in the common space (metrics.space=common) and picks each family's best by a label-free
 --metric; it goes to leaderboard.md, and with --readme between the leaderboard markers of README.md.
+--criteria judges each label-free metric as an objective by the labels of these runs (criteria.md): use it on a
+labelled dataset other than the one a search will run on, so that those labels never steer the choice.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=None, help="folder for summary.csv and the HTML plots")
     p.add_argument("--embed-plotlyjs", action="store_true", help="plots that open offline")
     p.add_argument("--leaderboard", action="store_true", help="the best run per method family, as markdown")
+    p.add_argument("--criteria", action="store_true", help="how well each label-free metric picks, as markdown")
     p.add_argument(
         "--readme",
         nargs="?",
@@ -72,6 +76,8 @@ def main() -> int:
     out = args.out or tracking.PROJECT_ROOT / "mlruns" / "reports" / args.experiment / (args.parent or "all")
     if args.leaderboard:
         return write_leaderboard(df, args, out)
+    if args.criteria:
+        return write_criteria(df, args, out)
     with pd.option_context(
         "display.width",
         200,
@@ -119,6 +125,24 @@ def write_leaderboard(df: pd.DataFrame, args: argparse.Namespace, out: Path) -> 
         args.readme.write_text(f"{before}{BEGIN}\n{text}\n{END}{rest.split(END, 1)[1]}")
         print(f"wrote the leaderboard into {args.readme}")
     print(f"wrote {out / 'leaderboard.md'}")
+    return 0
+
+
+def write_criteria(df: pd.DataFrame, args: argparse.Namespace, out: Path) -> int:
+    table = summary.criteria(df)
+    if table.empty:
+        print(f"error: fewer than 3 FINISHED runs with a label-free metric in {args.experiment!r}", file=sys.stderr)
+        return 2
+    scope = f"sweep {args.parent}" if args.parent else f"experiment {args.experiment}"
+    text = (
+        f"{report.md_table(table)}\n\n*Each label-free metric as the objective over the {scope}: the run it picks,"
+        " that run's NMI / Hungarian ACC / ARI on the test set, and how it ranks all the runs against NMI and ACC"
+        " (Spearman; 1 = the same order as the labels).*"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "criteria.md").write_text(text + "\n")
+    print(text)
+    print(f"wrote {out / 'criteria.md'}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Datasets for the sweeps: IDX files (Fashion-MNIST) found locally or downloaded, and a synthetic set.
+"""Datasets for the sweeps: IDX files (Fashion-MNIST) found locally or downloaded, scikit-learn's bundled
+handwritten digits (a second labelled set, e.g. to choose a search objective on), and a synthetic set.
 
 Every file is checked against its SHA-256 before it is used, so a run never quietly learns from corrupt data.
 The full arrays are cached per process; each run takes its own stratified, seeded subsample of them.
@@ -111,8 +112,10 @@ def load(cfg: DictConfig, seed: int) -> Dataset:
             int(cfg.size_test),
             (int(cfg.image_shape[0]), int(cfg.image_shape[1])),
         )
+    elif cfg.kind == "digits":
+        full = _digits(int(cfg.seed_data), int(cfg.size_test))
     else:
-        raise DataError(f"dataset.kind={cfg.kind!r} is unknown; use 'idx' or 'synthetic'")
+        raise DataError(f"dataset.kind={cfg.kind!r} is unknown; use 'idx', 'digits' or 'synthetic'")
     _check_against_cfg(full, cfg, class_names)
     X_train, y_train = _subsample(full.X_train, full.y_train, cfg.n_train, seed, "dataset.n_train")
     X_test, y_test = _subsample(full.X_test, full.y_test, cfg.n_test, seed, "dataset.n_test")
@@ -363,6 +366,27 @@ def _synthetic(seed_data: int, n_classes: int, size_train: int, size_test: int, 
     for array in (X_train, y_train, X_test, y_test):
         sha.update(array.tobytes())
     return _Full(*_read_only(X_train, y_train, X_test, y_test), image_shape, sha.hexdigest())
+
+
+@functools.lru_cache(maxsize=2)
+def _digits(seed_data: int, size_test: int) -> _Full:
+    """scikit-learn's 1,797 8x8 handwritten digits (UCI; shipped with scikit-learn, so no download), split into
+    train and test by a stratified split fixed by seed_data, so the data and its sha256 are the same in every run."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    X = (digits.data / 16.0).astype(np.float32)  # pixel values are 0..16
+    y = digits.target.astype(np.int64)
+    if not 10 <= size_test <= len(y) - 10:
+        raise DataError(f"dataset.size_test={size_test} is out of range for the digits: use 10..{len(y) - 10}")
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=size_test, stratify=y, random_state=seed_data
+    )
+    sha = hashlib.sha256()
+    for array in (X_train, y_train, X_test, y_test):
+        sha.update(np.ascontiguousarray(array).tobytes())
+    return _Full(*_read_only(X_train, y_train, X_test, y_test), digits.images.shape[1:], sha.hexdigest())
 
 
 def _spots(

@@ -15,7 +15,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from clustersweep import plots, report
-from clustersweep.metrics import LOWER_IS_BETTER
+from clustersweep.metrics import LABEL_FREE, LOWER_IS_BETTER
 
 SHOWN_METRICS = [
     "silhouette",
@@ -124,6 +124,34 @@ def leaderboard(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
     if out.empty:
         return out
     return out.sort_values(select_by, ascending=select_by in LOWER_IS_BETTER).reset_index(drop=True)
+
+
+def criteria(df: pd.DataFrame) -> pd.DataFrame:
+    """How well each label-free metric would choose among these runs, judged by the labels: the run it picks with
+    that run's NMI and ACC, and its Spearman rank correlation with NMI and with ACC over all the runs (signed so
+    that 1 means it orders the runs as the labels do). Best tracker of NMI first.
+
+    For choosing a search's objective on a labelled dataset *other* than the one it will search, so that the
+    searched data's labels never steer the choice (README, "Choosing the objective")."""
+    ok = df[df.status == "FINISHED"] if "status" in df else df
+    if "metrics.space" in ok:
+        ok = ok[ok["metrics.space"] == "common"]
+    rows = []
+    for metric in (m for m in LABEL_FREE if m in ok and ok[m].notna().sum() >= 3):
+        runs = ok[ok[metric].notna()]
+        top = best(runs, metric)
+        oriented = -runs[metric] if metric in LOWER_IS_BETTER else runs[metric]
+        rows.append(
+            {
+                "objective": metric,
+                "its pick": top.run_name,
+                "runs": len(runs),
+                **{m: top.get(m) for m in ("nmi", "acc_hungarian", "ari")},
+                **{f"rank corr. with {m}": oriented.corr(runs[m], method="spearman") for m in ("nmi", "acc_hungarian")},
+            }
+        )
+    out = pd.DataFrame(rows)
+    return out.sort_values("rank corr. with nmi", ascending=False).reset_index(drop=True) if rows else out
 
 
 def figures(df: pd.DataFrame, select_by: str) -> dict[str, object]:
