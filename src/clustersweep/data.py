@@ -380,9 +380,7 @@ def _digits(seed_data: int, size_test: int) -> _Full:
     y = digits.target.astype(np.int64)
     if not 10 <= size_test <= len(y) - 10:
         raise DataError(f"dataset.size_test={size_test} is out of range for the digits: use 10..{len(y) - 10}")
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=size_test, stratify=y, random_state=seed_data
-    )
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=size_test, stratify=y, random_state=seed_data)
     sha = hashlib.sha256()
     for array in (X_train, y_train, X_test, y_test):
         sha.update(np.ascontiguousarray(array).tobytes())
