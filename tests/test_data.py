@@ -250,6 +250,20 @@ def test_synthetic_names_must_match_classes() -> None:
         load(cfg, seed=0)
 
 
+def test_digits_are_scikit_learns_split_by_seed_data() -> None:
+    cfg = OmegaConf.load(CONF_DIR / "dataset" / "digits.yaml")
+    ds = load(cfg, seed=0)
+    assert ds.X_train.shape == (1437, 64) and ds.X_test.shape == (360, 64) and ds.image_shape == (8, 8)
+    assert ds.X_train.dtype == np.float32 and 0 == ds.X_train.min() and ds.X_train.max() == 1
+    assert np.bincount(ds.y_test).min() >= 35 and len(ds.class_names) == 10  # stratified: ~36 per digit
+    assert load(cfg, seed=7).sha256 == ds.sha256  # the run seed subsamples; it does not re-split
+    cfg.seed_data = 1
+    assert load(cfg, seed=0).sha256 != ds.sha256
+    cfg.size_test = 5
+    with pytest.raises(DataError, match=r"^dataset\.size_test=5 is out of range for the digits: use 10\.\.1787"):
+        load(cfg, seed=0)
+
+
 def test_main_reports_error_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fetch", "--path", str(tmp_path)]) == 1
     err = capsys.readouterr().err

@@ -4,13 +4,14 @@ scores its label-free metrics in the common space."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from sklearn.decomposition import PCA
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 
-from clustersweep import metrics
+from clustersweep import metrics, summary
 from clustersweep.data import load
 from clustersweep.pipeline import fit_rows, run
 
@@ -94,3 +95,31 @@ def test_leaderboard_lists_each_familys_best_by_the_label_free_metric(make_cfg, 
     assert "old" not in text and by_family["pca → gmm"] in text and text.endswith("tail\n")
     bad = subprocess.run([*cmd, "--metric", "nmi", "--tracking-uri", store], capture_output=True, text=True)
     assert bad.returncode == 2 and "cannot pick a leaderboard" in bad.stderr
+    judged = subprocess.run(
+        [*cmd[:-1], "--criteria", "--tracking-uri", store, "--out", str(tmp_path)], capture_output=True, text=True
+    )
+    assert judged.returncode == 0, judged.stderr
+    rows = [line for line in (tmp_path / "criteria.md").read_text().splitlines() if line.startswith("| ")][1:]
+    assert sorted(row.split(" | ")[0].strip("| ") for row in rows) == sorted(metrics.LABEL_FREE)
+
+
+def test_criteria_judge_each_label_free_metric_by_how_it_ranks_the_runs():
+    df = pd.DataFrame(
+        {
+            "run_name": ["r1", "r2", "r3", "r4", "failed", "own-space"],
+            "status": ["FINISHED"] * 4 + ["FAILED", "FINISHED"],
+            "metrics.space": ["common"] * 5 + ["embedding"],
+            "nmi": [0.1, 0.2, 0.3, 0.4, 0.0, 0.0],
+            "acc_hungarian": [0.4, 0.3, 0.2, 0.1, 0.0, 0.0],
+            "ari": [0.0] * 6,
+            "silhouette": [0.1, 0.3, 0.2, 0.4, 9.0, 9.0],  # ranks 1 3 2 4: Spearman 0.8 with nmi
+            "davies_bouldin": [4.0, 3.0, 2.0, 1.0, 0.0, 0.0],  # lower is better: nmi's own order
+            "calinski_harabasz": [4.0, 3.0, 2.0, 1.0, 9.0, 9.0],  # higher is better: the reverse of nmi's
+        }
+    )
+    table = summary.criteria(df)
+    assert table.objective.tolist() == ["davies_bouldin", "silhouette", "calinski_harabasz"]
+    assert table["its pick"].tolist() == ["r4", "r4", "r1"] and table.runs.tolist() == [4, 4, 4]
+    assert table["rank corr. with nmi"].tolist() == pytest.approx([1.0, 0.8, -1.0])
+    assert table["rank corr. with acc_hungarian"].tolist() == pytest.approx([-1.0, -0.8, 1.0])
+    assert summary.criteria(df.head(2)).empty  # fewer than 3 runs judge nothing
