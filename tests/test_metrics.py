@@ -3,7 +3,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import silhouette_score
 
-from clustersweep.metrics import acc_hungarian, purity, score, silhouette
+from clustersweep.metrics import NOISE, acc_hungarian, modularity, purity, score, silhouette
 
 
 def test_silhouette_equals_sklearn_on_the_same_sample():
@@ -44,7 +44,7 @@ def test_score_leaves_out_silhouette_with_a_reason_when_all_noise():
     y = np.array([0, 1, 0, 1])
     noise = np.full(4, -1)
     m, skipped = score(y, noise, y, noise, np.random.rand(4, 2), 100, 0)
-    assert "silhouette" not in m and "silhouette" in skipped
+    assert "silhouette" not in m and "silhouette" in skipped and "modularity" in skipped
     assert m["noise_fraction"] == 1.0 and m["n_clusters"] == 0
 
 
@@ -69,3 +69,28 @@ def test_silhouette_leaves_noise_out_with_one_matrix_for_every_noise_pattern():
         assert n == (~noisy).sum() and ours == pytest.approx(silhouette_score(X[~noisy], y[~noisy]), abs=1e-5)
         kept = [[T.shape for _, _, T in parts] for parts in distances._kept.values()]
         assert kept == [[(600, 600)]]  # all of X, noise given no weight
+
+
+def test_modularity_is_newmans_on_the_symmetric_knn_graph_of_the_sample():
+    X, y = make_blobs(400, 6, centers=4, cluster_std=2.5, random_state=2)
+    y[::9] = NOISE  # noise is left out, as for the silhouette
+    got = modularity(X, y, 300, seed=5, k=7)
+    kept = np.flatnonzero(y != NOISE)
+    idx = kept[np.random.RandomState(5).permutation(len(kept))[:300]]  # the silhouette's sample
+    Xs, ys = X[idx], y[idx]
+    d = ((Xs[:, None, :] - Xs[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    near = np.argsort(d, axis=1)[:, :7]
+    A = np.zeros((300, 300))
+    A[np.repeat(np.arange(300), 7), near.ravel()] = 1
+    A = np.maximum(A, A.T)  # linked when either is among the other's 7 nearest
+    deg, two_m = A.sum(1), A.sum()
+    same = ys[:, None] == ys[None, :]
+    assert got == pytest.approx(((A - np.outer(deg, deg) / two_m) * same).sum() / two_m, abs=1e-12)
+    assert 0.4 < got < 0.75  # four blobs found: far above chance
+    assert modularity(X, np.random.default_rng(0).permutation(y), 300, seed=5, k=7) < 0.05  # shuffled: chance
+
+
+def test_modularity_undefined_for_one_cluster():
+    with pytest.raises(ValueError, match="modularity needs 2..n-1 clusters"):
+        modularity(np.zeros((50, 2)), np.zeros(50, dtype=int), 100, seed=0)

@@ -6,13 +6,16 @@
   Noise points are never counted correct in either accuracy.
 - Label-free, on the fitted train rows (noise left out) in the space the caller gives (`metrics.space`):
   `silhouette` (on a seeded sample of `sample_size` points; higher is better), `davies_bouldin` (lower is
-  better), `calinski_harabasz` (higher is better).
+  better), `calinski_harabasz` (higher is better) — all three reward compact, well-apart blobs — and
+  `modularity` (on the same sample; higher is better), which asks instead whether clusters follow the
+  neighbourhoods of the data, as neighbour-graph methods (UMAP, HDBSCAN) make them.
 A metric that is undefined for a run is left out and its reason returned, to be logged as a tag.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import (
     adjusted_rand_score,
@@ -20,11 +23,13 @@ from sklearn.metrics import (
     davies_bouldin_score,
     normalized_mutual_info_score,
 )
+from sklearn.neighbors import NearestNeighbors
 
-from clustersweep import distances
+from clustersweep import distances, memo
 
 NOISE = -1
-LABEL_FREE = ("silhouette", "davies_bouldin", "calinski_harabasz")  # may pick a run; the labels never do
+LABEL_FREE = ("silhouette", "davies_bouldin", "calinski_harabasz", "modularity")  # may pick a run; labels never do
+NEIGHBOURS = 15  # modularity's graph: each point linked to its 15 nearest (UMAP's default neighbourhood)
 LOWER_IS_BETTER = {"inertia", "davies_bouldin", "reconstruction_mse", "noise_fraction"}
 
 
@@ -52,6 +57,39 @@ def acc_hungarian(y: np.ndarray, clusters: np.ndarray) -> float:
     return float(table[rows, cols].sum() / len(y))
 
 
+def _sample(labels: np.ndarray, sample_size: int, seed: int) -> np.ndarray:
+    """The seeded sample of the points not labelled noise that the silhouette and modularity score."""
+    kept = np.flatnonzero(labels != NOISE)
+    return kept[np.random.RandomState(seed).permutation(len(kept))[:sample_size]] if sample_size < len(kept) else kept
+
+
+_graphs: dict[bytes, sparse.csr_matrix] = {}
+
+
+def _knn_graph(X: np.ndarray, k: int) -> sparse.csr_matrix:
+    """Symmetric 0/1 adjacency: i and j are linked when either is among the other's k nearest neighbours."""
+    nearest = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(return_distance=False)  # self left out
+    rows = np.repeat(np.arange(len(X)), nearest.shape[1])
+    a = sparse.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, nearest.ravel())), shape=(len(X), len(X)))
+    return a.maximum(a.T).tocsr()
+
+
+def modularity(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, k: int = NEIGHBOURS) -> float:
+    """Newman's modularity of the clusters on the k-nearest-neighbour graph of X (on the silhouette's sample): the
+    share of the graph's links inside clusters, less the share expected by chance for clusters with those degrees.
+    1 is best; 0 is no better than chance. The graph depends only on the points, so a sweep builds it once."""
+    idx = _sample(labels, sample_size, seed)
+    ks, li = np.unique(labels[idx], return_inverse=True)
+    if not 2 <= len(ks) <= len(idx) - 1 or len(idx) <= k:
+        raise ValueError(f"modularity needs 2..n-1 clusters and more than {k} points, got {len(ks)} in {len(idx)}")
+    graph = memo.keep_last(_graphs, (X, idx), k, lambda: _knn_graph(X[idx], k))
+    rows, cols = graph.nonzero()
+    ends = graph.nnz  # each link counted from both ends
+    inside = np.count_nonzero(li[rows] == li[cols]) / ends
+    degree = np.bincount(li, weights=np.diff(graph.indptr), minlength=len(ks)) / ends
+    return float(inside - np.sum(degree**2))
+
+
 def silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, chunk: int = 2048) -> tuple[float, int]:
     """Mean silhouette of the points not labelled noise, on a seeded sample of them (the same sample as sklearn's
     silhouette_score on those points).
@@ -63,7 +101,7 @@ def silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, c
     Returns (score, points used).
     """
     kept = np.flatnonzero(labels != NOISE)
-    idx = kept[np.random.RandomState(seed).permutation(len(kept))[:sample_size]] if sample_size < len(kept) else kept
+    idx = _sample(labels, sample_size, seed)
     ks, li = np.unique(labels[idx], return_inverse=True)
     if not 2 <= len(ks) <= len(idx) - 1:
         raise ValueError(f"silhouette needs 2..n-1 clusters, got {len(ks)} in {len(idx)} points")
@@ -109,6 +147,10 @@ def score(
         m["silhouette"], m["silhouette_n"] = silhouette(space, train_clusters, silhouette_sample_size, seed)
     except ValueError as e:
         skipped["silhouette"] = str(e)
+    try:
+        m["modularity"] = modularity(space, train_clusters, silhouette_sample_size, seed)
+    except ValueError as e:
+        skipped["modularity"] = str(e)
     keep = train_clusters != NOISE
     X, labels = space[keep], train_clusters[keep]
     for name, internal in (("davies_bouldin", davies_bouldin_score), ("calinski_harabasz", calinski_harabasz_score)):

@@ -21,6 +21,7 @@ SHOWN_METRICS = [
     "silhouette",
     "davies_bouldin",
     "calinski_harabasz",
+    "modularity",
     "ari",
     "nmi",
     "purity",
