@@ -56,13 +56,13 @@ def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_p
     res = run_py(*SEARCH, store=store, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "has 1 completed trial(s), 1 cut off by an interruption; 2 to run" in res.stdout, res.stdout
-    study = optuna.load_study(study_name="pca_kmeans", storage=study_storage(store))
+    study = optuna.load_study(study_name="pca_kmeans-silhouette", storage=study_storage(store))
     states = [t.state.name for t in study.trials if "repeat_of" not in t.user_attrs]  # repeats are asked again
     assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1, states
 
     _, found = runs(store)
     (parent,) = [r for r in found if "sweep.study" in r.data.tags]
-    assert parent.info.status == "FINISHED" and parent.data.tags["sweep.study"] == "pca_kmeans"
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep.study"] == "pca_kmeans-silhouette"
     children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert all(r in children or r is parent for r in found)  # one parent for both invocations
     status = sorted(c.info.status for c in children)
@@ -83,7 +83,7 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(store):
     res = run_py(*args, "clusterer.K=choice(3,700)", "clusterer.n_init=2", store=store, timeout=300)
     assert res.returncode == 1, res.stdout + res.stderr  # the sweep reports its failed jobs
     assert "FAILED: clusterer.K=700 is not allowed" in res.stdout
-    study = optuna.load_study(study_name="pca_kmeans", storage=study_storage(store))
+    study = optuna.load_study(study_name="pca_kmeans-silhouette", storage=study_storage(store))
     states = [t.state.name for t in study.trials]
     assert len(states) == 3 and "FAIL" in states, states  # every trial of the budget was tried
     assert "sweep failed:" in res.stdout
@@ -101,7 +101,7 @@ def test_a_search_runs_each_configuration_once_while_there_are_new_ones(store):
         timeout=300,
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    study = optuna.load_study(study_name="pca_kmeans", storage=study_storage(store))
+    study = optuna.load_study(study_name="pca_kmeans-silhouette", storage=study_storage(store))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     repeats = [t for t in study.trials if "repeat_of" in t.user_attrs]
     assert len(done) == 4 and len({tuple(sorted(t.params.items())) for t in done}) == 4

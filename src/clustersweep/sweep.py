@@ -132,10 +132,16 @@ class SweepCallback(Callback):
         }
         study = OmegaConf.select(config, "hydra.sweeper.study_name")
         if study:
-            tags["sweep.study"] = study
+            tags.update({"sweep.study": study, "sweep.select_by": cfg.sweep.select_by})
         earlier = study and client.search_runs([exp_id], f"tags.`sweep.study` = '{study}'", max_results=1)
         if earlier:  # a resumed search: its trials join the study's parent run
             parent = earlier[0]
+            objective = parent.data.tags.get("sweep.select_by", cfg.sweep.select_by)
+            if objective != cfg.sweep.select_by:
+                raise ConfigError(
+                    f"study {study!r} optimizes {objective}, not sweep.select_by={cfg.sweep.select_by}: its values "
+                    f"would mix; give this objective its own hydra.sweeper.study_name"
+                )
             client.update_run(parent.info.run_id, status="RUNNING")
             for key, value in tags.items():
                 client.set_tag(parent.info.run_id, key, value)
