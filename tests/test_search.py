@@ -36,6 +36,30 @@ def test_the_direction_follows_the_objective_metric():
     assert _compose("search=umap_gmm", "sweep.select_by=davies_bouldin").hydra.sweeper.direction == "minimize"
 
 
+def test_a_search_sets_its_objective_and_names_its_study_after_it():
+    cfg = _compose("search=umap_gmm")
+    assert cfg.sweep.select_by == "modularity" and cfg.hydra.sweeper.study_name == "umap_gmm-modularity"
+    assert _compose().sweep.select_by == "silhouette"  # outside a search, the default stays
+    other = _compose("search=umap_gmm", "sweep.select_by=silhouette")  # the command line still wins
+    assert other.hydra.sweeper.study_name == "umap_gmm-silhouette"
+
+
+def test_a_study_refuses_to_resume_with_another_objective(store):
+    args = [a for a in SEARCH if not a.startswith(("hydra.sweeper.n_trials", "clusterer.n_init"))]
+    first = run_py(*args, "hydra.sweeper.n_trials=1", "clusterer.n_init=1", store=store, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    mixed = ["sweep.select_by=davies_bouldin", "hydra.sweeper.study_name=pca_kmeans-silhouette"]
+    res = run_py(*args, "hydra.sweeper.n_trials=2", "clusterer.n_init=1", *mixed, store=store, timeout=300)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stdout + res.stderr
+    assert res.stderr.startswith(
+        "error: study 'pca_kmeans-silhouette' optimizes silhouette, not sweep.select_by=davies_bouldin"
+    ), res.stderr
+    study = optuna.load_study(study_name="pca_kmeans-silhouette", storage=study_storage(store))
+    assert len(study.trials) == 1  # nothing was asked or run
+    _, found = runs(store)
+    assert len(found) == 2 and all(r.info.status == "FINISHED" for r in found)  # the parent and its one trial
+
+
 def test_the_study_lives_beside_a_sqlite_store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     assert study_path(uri) == tmp_path / "mlruns" / "optuna.db"
