@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import numpy as np
 import optuna
 from conftest import ROOT, read_until, run_py, runs, start_run_py
 from hydra import compose, initialize_config_dir
@@ -114,13 +115,15 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(store):
 
 
 def test_a_search_runs_each_configuration_once_while_there_are_new_ones(store):
-    """Four configurations and a budget of four: the seeded sampler proposes repeats, which are asked again."""
+    """Eight configurations and a budget of eight: the seeded sampler proposes repeats, in its random start and
+    once TPE has a favourite; each is replaced by a configuration not tried yet."""
     res = run_py(
         *[a for a in SEARCH if not a.startswith(("reducer.k=", "clusterer.K=", "clusterer.n_init", "hydra.sweeper.n"))],
-        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_trials=8",
         "reducer.k=choice(2,3)",
         "clusterer.K=choice(2,3)",
-        "reducer.whiten=false",
+        "reducer.whiten=choice(true,false)",
+        "clusterer.n_init=1",
         store=store,
         timeout=300,
     )
@@ -128,7 +131,20 @@ def test_a_search_runs_each_configuration_once_while_there_are_new_ones(store):
     study = optuna.load_study(study_name="pca_kmeans-silhouette", storage=study_storage(store))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     repeats = [t for t in study.trials if "repeat_of" in t.user_attrs]
-    assert len(done) == 4 and len({tuple(sorted(t.params.items())) for t in done}) == 4
+    assert len(done) == 8 and len({tuple(sorted(t.params.items())) for t in done}) == 8
     assert repeats and all(t.state == optuna.trial.TrialState.FAIL for t in repeats)
     _, logged = runs(store)
-    assert len([r for r in logged if "mlflow.parentRunId" in r.data.tags]) == 4  # one child run per configuration
+    assert len([r for r in logged if "mlflow.parentRunId" in r.data.tags]) == 8  # one child run per configuration
+
+
+def test_an_untried_configuration_is_drawn_from_a_discrete_space_only():
+    from optuna.distributions import CategoricalDistribution, IntUniformDistribution, UniformDistribution
+
+    from clustersweep.search import _key, _untried
+
+    space = {"a": CategoricalDistribution([1, 2]), "b": IntUniformDistribution(0, 4, 2)}  # 2 x 3 configurations
+    seen = {_key({"a": a, "b": b}): 0 for a in (1, 2) for b in (0, 2, 4) if (a, b) != (2, 2)}
+    assert _untried(space, seen, np.random.RandomState(0)) == {"a": 2, "b": 2}
+    seen[_key({"a": 2, "b": 2})] = 0
+    assert _untried(space, seen, np.random.RandomState(0)) is None  # used up
+    assert _untried({"x": UniformDistribution(0, 1)}, {}, np.random.RandomState(0)) is None  # cannot be listed
