@@ -73,10 +73,9 @@ def test_silhouette_leaves_noise_out_with_one_matrix_for_every_noise_pattern():
 
 def test_modularity_is_newmans_on_the_symmetric_knn_graph_of_the_sample():
     X, y = make_blobs(400, 6, centers=4, cluster_std=2.5, random_state=2)
-    y[::9] = NOISE  # noise is left out, as for the silhouette
+    y[::9] = NOISE
     got = modularity(X, y, 300, seed=5, k=7)
-    kept = np.flatnonzero(y != NOISE)
-    idx = kept[np.random.RandomState(5).permutation(len(kept))[:300]]  # the silhouette's sample
+    idx = np.random.RandomState(5).permutation(400)[:300]  # a sample of all points: the graph ignores the labels
     Xs, ys = X[idx], y[idx]
     d = ((Xs[:, None, :] - Xs[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
@@ -84,6 +83,8 @@ def test_modularity_is_newmans_on_the_symmetric_knn_graph_of_the_sample():
     A = np.zeros((300, 300))
     A[np.repeat(np.arange(300), 7), near.ravel()] = 1
     A = np.maximum(A, A.T)  # linked when either is among the other's 7 nearest
+    kept = ys != NOISE
+    A, ys = A[kept][:, kept], ys[kept]  # noise points and their links left out
     deg, two_m = A.sum(1), A.sum()
     same = ys[:, None] == ys[None, :]
     assert got == pytest.approx(((A - np.outer(deg, deg) / two_m) * same).sum() / two_m, abs=1e-12)
@@ -91,6 +92,24 @@ def test_modularity_is_newmans_on_the_symmetric_knn_graph_of_the_sample():
     assert modularity(X, np.random.default_rng(0).permutation(y), 300, seed=5, k=7) < 0.05  # shuffled: chance
 
 
-def test_modularity_undefined_for_one_cluster():
+def test_modularity_undefined_for_one_cluster_or_too_few_points():
     with pytest.raises(ValueError, match="modularity needs 2..n-1 clusters"):
-        modularity(np.zeros((50, 2)), np.zeros(50, dtype=int), 100, seed=0)
+        modularity(np.random.rand(50, 2), np.zeros(50, dtype=int), 100, seed=0)
+    with pytest.raises(ValueError, match="modularity needs more than 15 points"):
+        modularity(np.random.rand(10, 2), np.arange(10) % 2, 100, seed=0)
+
+
+def test_modularity_builds_one_graph_for_every_noise_pattern(monkeypatch):
+    from clustersweep import metrics
+
+    X, y = make_blobs(300, 5, centers=3, random_state=4)
+    built = []
+    real = metrics._knn_graph
+    monkeypatch.setattr(metrics, "_knn_graph", lambda *a: built.append(1) or real(*a))
+    metrics._graphs.clear()
+    for noisy in (0, 3, 7):  # an eps sweep: other points are noise at each eps
+        labels = y.copy()
+        if noisy:
+            labels[::noisy] = NOISE
+        modularity(X, labels, 10_000, seed=0)
+    assert len(built) == 1

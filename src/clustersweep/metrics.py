@@ -57,10 +57,11 @@ def acc_hungarian(y: np.ndarray, clusters: np.ndarray) -> float:
     return float(table[rows, cols].sum() / len(y))
 
 
-def _sample(labels: np.ndarray, sample_size: int, seed: int) -> np.ndarray:
-    """The seeded sample of the points not labelled noise that the silhouette and modularity score."""
-    kept = np.flatnonzero(labels != NOISE)
-    return kept[np.random.RandomState(seed).permutation(len(kept))[:sample_size]] if sample_size < len(kept) else kept
+def _sample(points: np.ndarray, sample_size: int, seed: int) -> np.ndarray:
+    """A seeded sample of `sample_size` of these point indices (all of them when there are fewer)."""
+    if sample_size >= len(points):
+        return points
+    return points[np.random.RandomState(seed).permutation(len(points))[:sample_size]]
 
 
 _graphs: dict[bytes, sparse.csr_matrix] = {}
@@ -75,14 +76,21 @@ def _knn_graph(X: np.ndarray, k: int) -> sparse.csr_matrix:
 
 
 def modularity(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, k: int = NEIGHBOURS) -> float:
-    """Newman's modularity of the clusters on the k-nearest-neighbour graph of X (on the silhouette's sample): the
-    share of the graph's links inside clusters, less the share expected by chance for clusters with those degrees.
-    1 is best; 0 is no better than chance. The graph depends only on the points, so a sweep builds it once."""
-    idx = _sample(labels, sample_size, seed)
-    ks, li = np.unique(labels[idx], return_inverse=True)
-    if not 2 <= len(ks) <= len(idx) - 1 or len(idx) <= k:
-        raise ValueError(f"modularity needs 2..n-1 clusters and more than {k} points, got {len(ks)} in {len(idx)}")
+    """Newman's modularity of the clusters on the k-nearest-neighbour graph of a seeded sample of X, noise points
+    and their links left out: the share of the graph's links inside clusters, less the share expected by chance
+    for clusters with those degrees. 1 is best; 0 is no better than chance. Without noise the sample is the
+    silhouette's. The graph depends only on the points, not the labels, so a sweep (K or eps) builds it once."""
+    idx = _sample(np.arange(len(labels)), sample_size, seed)
+    if len(idx) <= k:
+        raise ValueError(f"modularity needs more than {k} points, got {len(idx)}")
     graph = memo.keep_last(_graphs, (X, idx), k, lambda: _knn_graph(X[idx], k))
+    kept = labels[idx] != NOISE
+    ks, li = np.unique(labels[idx][kept], return_inverse=True)
+    if not 2 <= len(ks) <= np.count_nonzero(kept) - 1:
+        raise ValueError(f"modularity needs 2..n-1 clusters, got {len(ks)} in {np.count_nonzero(kept)} points")
+    graph = graph[kept][:, kept] if not kept.all() else graph
+    if graph.nnz == 0:
+        raise ValueError("modularity needs links between the clustered points, found none")
     rows, cols = graph.nonzero()
     ends = graph.nnz  # each link counted from both ends
     inside = np.count_nonzero(li[rows] == li[cols]) / ends
@@ -101,7 +109,7 @@ def silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, c
     Returns (score, points used).
     """
     kept = np.flatnonzero(labels != NOISE)
-    idx = _sample(labels, sample_size, seed)
+    idx = _sample(kept, sample_size, seed)
     ks, li = np.unique(labels[idx], return_inverse=True)
     if not 2 <= len(ks) <= len(idx) - 1:
         raise ValueError(f"silhouette needs 2..n-1 clusters, got {len(ks)} in {len(idx)} points")
