@@ -55,9 +55,14 @@ def test_short_names_feed_the_estimator(make_cfg):
         (["+reducer.foo=1"], "reducer.foo=1 is not a parameter of reducer=pca: expected one of k, whiten"),
         (["+reducer.estimator.bar=2"], "unexpected keyword argument 'bar'"),
         (["metrics.silhouette_sample_size=1"], "metrics.silhouette_sample_size=1"),
+        (
+            ["metrics.modularity_sample_size=15"],
+            "metrics.modularity_sample_size=15 is not allowed: expected an integer ≥ 16 (more than the graph's "
+            "neighbours)",
+        ),
         (["metrics.space=pixels"], "metrics.space='pixels' is not allowed: expected one of common, embedding"),
         (["metrics.common_k=0"], "metrics.common_k=0 is not allowed: expected an integer in 1..784"),
-        (["sweep.select_by=nmi"], "expected one of silhouette, davies_bouldin, calinski_harabasz"),
+        (["sweep.select_by=nmi"], "expected one of silhouette, davies_bouldin, calinski_harabasz, modularity"),
         (
             ["reducer=umap", "reducer.n_neighbors=1"],
             "reducer.n_neighbors=1 is not allowed: expected an integer in 2..599",

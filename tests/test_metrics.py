@@ -43,7 +43,7 @@ def test_hungarian_is_one_to_one():
 def test_score_leaves_out_silhouette_with_a_reason_when_all_noise():
     y = np.array([0, 1, 0, 1])
     noise = np.full(4, -1)
-    m, skipped = score(y, noise, y, noise, np.random.rand(4, 2), 100, 0)
+    m, skipped = score(y, noise, y, noise, np.random.rand(4, 2), 100, 100, 0)
     assert "silhouette" not in m and "silhouette" in skipped and "modularity" in skipped
     assert m["noise_fraction"] == 1.0 and m["n_clusters"] == 0
 

@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from clustersweep.metrics import LABEL_FREE, LOWER_IS_BETTER
+from clustersweep.metrics import LABEL_FREE, LOWER_IS_BETTER, NEIGHBOURS
 
 
 def _eps_label(eps: Any, percentile: Any) -> str:
@@ -127,6 +127,7 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "clusterer.min_cluster_size": _int_in(2, lim.n_train, " (at most the number of train samples)"),
         "clusterer.batch_size": _int_in(1),
         "metrics.silhouette_sample_size": _int_in(2),
+        "metrics.modularity_sample_size": _int_in(NEIGHBOURS + 1, math.inf, " (more than the graph's neighbours)"),
         "metrics.space": _one_of("common", "embedding"),
         "sweep.select_by": _one_of(*LABEL_FREE),
         "metrics.common_k": _int_in(1, lim.n_features, " (the number of pixel features)"),

@@ -7,7 +7,7 @@
 - Label-free, on the fitted train rows (noise left out) in the space the caller gives (`metrics.space`):
   `silhouette` (on a seeded sample of `sample_size` points; higher is better), `davies_bouldin` (lower is
   better), `calinski_harabasz` (higher is better) — all three reward compact, well-apart blobs — and
-  `modularity` (on the same sample; higher is better), which asks instead whether clusters follow the
+  `modularity` (on a seeded sample of its own size; higher is better), which asks instead whether clusters follow the
   neighbourhoods of the data, as neighbour-graph methods (UMAP, HDBSCAN) make them.
 A metric that is undefined for a run is left out and its reason returned, to be logged as a tag.
 """
@@ -78,8 +78,9 @@ def _knn_graph(X: np.ndarray, k: int) -> sparse.csr_matrix:
 def modularity(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, k: int = NEIGHBOURS) -> float:
     """Newman's modularity of the clusters on the k-nearest-neighbour graph of a seeded sample of X, noise points
     and their links left out: the share of the graph's links inside clusters, less the share expected by chance
-    for clusters with those degrees. 1 is best; 0 is no better than chance. Without noise the sample is the
-    silhouette's. The graph depends only on the points, not the labels, so a sweep (K or eps) builds it once."""
+    for clusters with those degrees. 1 is best; 0 is no better than chance. With no noise and the same size, the
+    sample is the silhouette's. The graph depends only on the points, not the labels, so a sweep (K or eps)
+    builds it once."""
     idx = _sample(np.arange(len(labels)), sample_size, seed)
     if len(idx) <= k:
         raise ValueError(f"modularity needs more than {k} points, got {len(idx)}")
@@ -136,6 +137,7 @@ def score(
     test_clusters: np.ndarray,
     space: np.ndarray,
     silhouette_sample_size: int,
+    modularity_sample_size: int,
     seed: int,
 ) -> tuple[dict[str, float], dict[str, str]]:
     """All label-based and internal scores (those on `space`, the fitted train rows in the metric space);
@@ -156,7 +158,7 @@ def score(
     except ValueError as e:
         skipped["silhouette"] = str(e)
     try:
-        m["modularity"] = modularity(space, train_clusters, silhouette_sample_size, seed)
+        m["modularity"] = modularity(space, train_clusters, modularity_sample_size, seed)
     except ValueError as e:
         skipped["modularity"] = str(e)
     keep = train_clusters != NOISE

@@ -182,6 +182,7 @@ def _fit_and_log(
             test_clusters,
             space[idx],
             cfg.metrics.silhouette_sample_size,
+            cfg.metrics.modularity_sample_size,
             cfg.seed,
         )
         extra = {
