@@ -362,10 +362,7 @@ def _synthetic(seed_data: int, n_classes: int, size_train: int, size_test: int, 
     spots = centre + 0.3 * min(h, w) * np.stack([-np.sin(angles), np.cos(angles)], axis=1)  # (row, col)
     X_train, y_train = _spots(rng, spots, size_train, image_shape)
     X_test, y_test = _spots(rng, spots, size_test, image_shape)
-    sha = hashlib.sha256()
-    for array in (X_train, y_train, X_test, y_test):
-        sha.update(array.tobytes())
-    return _Full(*_read_only(X_train, y_train, X_test, y_test), image_shape, sha.hexdigest())
+    return _in_memory(X_train, y_train, X_test, y_test, image_shape)
 
 
 @functools.lru_cache(maxsize=2)
@@ -381,10 +378,17 @@ def _digits(seed_data: int, size_test: int) -> _Full:
     if not 10 <= size_test <= len(y) - 10:
         raise DataError(f"dataset.size_test={size_test} is out of range for the digits: use 10..{len(y) - 10}")
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=size_test, stratify=y, random_state=seed_data)
+    return _in_memory(X_train, y_train, X_test, y_test, digits.images.shape[1:])
+
+
+def _in_memory(
+    X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, image_shape: tuple[int, int]
+) -> _Full:
+    """A dataset made in memory (not read from files): read-only, identified by the sha256 of its arrays."""
     sha = hashlib.sha256()
     for array in (X_train, y_train, X_test, y_test):
         sha.update(np.ascontiguousarray(array).tobytes())
-    return _Full(*_read_only(X_train, y_train, X_test, y_test), digits.images.shape[1:], sha.hexdigest())
+    return _Full(*_read_only(X_train, y_train, X_test, y_test), tuple(image_shape), sha.hexdigest())
 
 
 def _spots(

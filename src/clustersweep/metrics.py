@@ -84,7 +84,8 @@ def modularity(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, k
     idx = _sample(np.arange(len(labels)), sample_size, seed)
     if len(idx) <= k:
         raise ValueError(f"modularity needs more than {k} points, got {len(idx)}")
-    graph = memo.keep_last(_graphs, (X, idx), k, lambda: _knn_graph(X[idx], k))
+    points = X[idx]
+    graph = memo.keep_last(_graphs, (points,), k, lambda: _knn_graph(points, k))
     kept = labels[idx] != NOISE
     ks, li = np.unique(labels[idx][kept], return_inverse=True)
     if not 2 <= len(ks) <= np.count_nonzero(kept) - 1:

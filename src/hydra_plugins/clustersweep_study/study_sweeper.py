@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 class StudySweeper(OptunaSweeper):
     """hydra-optuna-sweeper whose `n_trials` is the study's budget of distinct configurations: a rerun asks only
-    for the missing trials, and a repeat of a configuration is asked again."""
+    for the missing trials, and a repeat of a configuration is replaced by one not tried yet."""
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
