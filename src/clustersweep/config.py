@@ -49,12 +49,14 @@ class Limits:
     size_train: int  # full split sizes
     size_test: int
     n_train: int  # after the optional subsample
+    image_side: int  # the images' shorter side
 
 
 def limits(cfg: DictConfig) -> Limits:
     ds = cfg.dataset
     n_train = ds.n_train if _is_int(ds.n_train) and ds.n_train > 0 else ds.size_train
-    return Limits(math.prod(ds.image_shape), len(ds.class_names), ds.size_train, ds.size_test, n_train)
+    shape = ds.image_shape
+    return Limits(math.prod(shape), len(ds.class_names), ds.size_train, ds.size_test, n_train, min(shape))
 
 
 def _is_int(v: Any) -> bool:
@@ -118,6 +120,9 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "reducer.pca_k": _int_in(1, lim.n_features, " (the number of pixel features)"),
         "reducer.n_neighbors": _int_in(2, lim.n_train - 1, " (fewer than the train samples)"),
         "reducer.min_dist": _at_least_zero,
+        "reducer.n_filters": _int_in(2),
+        "reducer.patch": _int_in(1, lim.image_side, " (the images' shorter side)"),
+        "reducer.pool": _int_in(1),
         "clusterer.K": _int_in(2, lim.n_train, " (at most the number of train samples)"),
         "clusterer.n_init": _int_in(1),
         "clusterer.eps": _positive_or_auto,
@@ -149,6 +154,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         if why is not None:
             raise ConfigError(f"{key}={value!r} is not allowed: expected {why}")
     _check_fit_size(cfg.clusterer, limits(cfg).n_train)
+    _check_pca_after_patches(cfg.reducer)
     built = {}
     for group in ("reducer", "clusterer"):
         _check_keys_used(cfg[group], group)
@@ -164,6 +170,18 @@ def _check_fit_size(node: DictConfig, n_train: int) -> None:
         raise ConfigError(
             f"clusterer.n_fit={node.get('n_fit')!r} is not allowed for clusterer={node.name}: it would fit {rows} rows,"
             f" expected at most {cap} (its memory grows with n²; set clusterer.n_fit)"
+        )
+
+
+def _check_pca_after_patches(node: DictConfig) -> None:
+    """PCA after patch codes has n_filters·pool² features to reduce, not the pixels."""
+    if "n_filters" not in node or "pca_k" not in node:
+        return
+    n = node.n_filters * node.pool**2
+    if node.pca_k > n:
+        raise ConfigError(
+            f"reducer.pca_k={node.pca_k!r} is not allowed: expected an integer in 1..{n} (the patch features,"
+            f" n_filters·pool²)"
         )
 
 
