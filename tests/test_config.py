@@ -8,7 +8,7 @@ from clustersweep.config import ConfigError, validate
 from clustersweep.pipeline import run_name
 
 
-@pytest.mark.parametrize("reducer", ["pca", "svd", "none", "umap", "pca_umap"])
+@pytest.mark.parametrize("reducer", ["pca", "svd", "none", "umap", "pca_umap", "patches_umap"])
 @pytest.mark.parametrize("clusterer", ["kmeans", "dbscan", "gmm", "hdbscan", "agglomerative", "minibatch_kmeans"])
 def test_every_choice_composes_validates_and_builds_the_sklearn_class(make_cfg, reducer, clusterer):
     cfg = make_cfg(f"reducer={reducer}", f"clusterer={clusterer}")
@@ -70,6 +70,20 @@ def test_short_names_feed_the_estimator(make_cfg):
         (["reducer=pca_umap", "reducer.min_dist=-0.1"], "reducer.min_dist=-0.1 is not allowed: expected a number ≥ 0"),
         (["reducer=pca_umap", "reducer.pca_k=0"], "reducer.pca_k=0 is not allowed"),
         (["reducer=pca_umap", "+reducer.foo=1"], "expected one of pca_k, k, n_neighbors, min_dist"),
+        (
+            ["reducer=patches_umap", "reducer.n_filters=1"],
+            "reducer.n_filters=1 is not allowed: expected an integer ≥ 2",
+        ),
+        (["reducer=patches_umap", "reducer.patch=29"], "reducer.patch=29 is not allowed: expected an integer in 1..28"),
+        (["reducer=patches_umap", "reducer.pool=0"], "reducer.pool=0 is not allowed: expected an integer ≥ 1"),
+        (
+            ["reducer=patches_umap", "reducer.patch=20", "reducer.pool=10"],
+            "The 'pool' parameter of PatchCodes must be at most 9 for 28×28 images and 20×20 patches. Got 10",
+        ),
+        (
+            ["reducer=patches_umap", "reducer.n_filters=8", "reducer.pool=2"],
+            "reducer.pca_k=50 is not allowed: expected an integer in 1..32 (the patch features, n_filters·pool²)",
+        ),
         (["clusterer=gmm", "clusterer.K=1"], "clusterer.K=1 is not allowed"),
         (["clusterer=gmm", "clusterer.covariance_type=round"], "'covariance_type' parameter of GaussianMixture"),
         (["clusterer=hdbscan", "clusterer.min_cluster_size=1"], "clusterer.min_cluster_size=1 is not allowed"),
@@ -97,3 +111,13 @@ def test_a_pipeline_reducer_feeds_its_short_keys_to_each_step(make_cfg):
     pca, umap = (step for _, step in instantiate(cfg.reducer.estimator).steps)
     assert (pca.n_components, umap.n_components, umap.n_neighbors, umap.random_state) == (20, 3, 7, 5)
     assert run_name(cfg) == "pca20-umap-k3-n7-d0.0-kmeans-K4"
+    cfg = make_cfg("reducer=patches_umap", "reducer.n_filters=9", "reducer.patch=4", "reducer.pool=2", "seed=5")
+    codes, _, pca, umap = (step for _, step in instantiate(cfg.reducer.estimator).steps)
+    assert (codes.n_filters, codes.patch, codes.pool, codes.random_state, tuple(codes.image_shape)) == (
+        9,
+        4,
+        2,
+        5,
+        (28, 28),
+    )
+    assert (pca.n_components, umap.n_neighbors, umap.random_state) == (50, 15, 5)

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.decomposition import PCA
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 
-from clustersweep import metrics, summary
+from clustersweep import metrics, summary, tracking
 from clustersweep.data import load
 from clustersweep.pipeline import fit_rows, run
 
@@ -56,8 +56,11 @@ def test_metrics_space_embedding_scores_in_the_runs_own_space(make_cfg):
     assert common["nmi"] == own["nmi"] and common["silhouette"] != own["silhouette"]
 
 
-def test_pca_umap_chain_runs_is_cached_and_skips_reconstruction(make_cfg, store):
-    cfg = make_cfg("reducer=pca_umap", "reducer.pca_k=20", "reducer.k=3", "reducer.n_neighbors=10", "clusterer=gmm")
+@pytest.mark.parametrize(
+    "reducer", [["reducer=pca_umap"], ["reducer=patches_umap", "reducer.n_filters=16", "reducer.pool=2"]]
+)
+def test_a_umap_chain_runs_is_cached_and_skips_reconstruction(make_cfg, store, reducer, monkeypatch):
+    cfg = make_cfg(*reducer, "reducer.pca_k=20", "reducer.k=3", "reducer.n_neighbors=10", "clusterer=gmm")
     cfg.plots.enabled = False
     first = run(cfg)
     assert SCORES <= set(first.metrics) and first.metrics["nmi"] > 0.5
@@ -66,6 +69,9 @@ def test_pca_umap_chain_runs_is_cached_and_skips_reconstruction(make_cfg, store)
     client = MlflowClient(store)
     assert client.get_run(second.run_id).data.tags["cache.reducer"] == "hit"
     assert np.isclose(first.metrics["nmi"], second.metrics["nmi"])
+    if "reducer=patches_umap" in reducer:  # our own step: a change of its code is a new fit, not a stale one
+        monkeypatch.setattr(tracking, "targets_code", lambda node: "edited")
+        assert client.get_run(run(cfg).run_id).data.tags["cache.reducer"] == "miss"
 
 
 def test_leaderboard_lists_each_familys_best_by_the_label_free_metric(make_cfg, store, tmp_path):

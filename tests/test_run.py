@@ -100,7 +100,10 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
         (["clusterer=dbscan", "clusterer.min_samples=0"], "clusterer.min_samples=0"),
         (["dataset.n_train=-5"], "dataset.n_train=-5"),
         (["reducer.kk=5"], "Could not override 'reducer.kk'"),
-        (["reducer=pcaa"], "Could not find 'reducer/pcaa' Available options in 'reducer': none pca pca_umap svd umap"),
+        (
+            ["reducer=pcaa"],
+            "Could not find 'reducer/pcaa' Available options in 'reducer': none patches_umap pca pca_umap svd umap",
+        ),
         (["reducer.k=abc"], "reducer.k='abc' is not allowed"),
         (["clusterer.K=[1"], "no viable alternative at input '[1'"),
         (["dataset=fashion_mnist", "dataset.path=/nonexistent"], "/nonexistent"),

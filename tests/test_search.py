@@ -39,10 +39,13 @@ def test_the_direction_follows_the_objective_metric():
 
 def test_a_search_sets_its_objective_and_names_its_study_after_it():
     cfg = _compose("search=umap_gmm")
-    assert cfg.sweep.select_by == "modularity" and cfg.hydra.sweeper.study_name == "umap_gmm-features-modularity"
+    assert cfg.sweep.select_by == "modularity" and cfg.hydra.sweeper.study_name == "umap_gmm-modularity"
+    patches = _compose("search=patches_umap_gmm")
+    assert (patches.sweep.select_by, patches.reducer.name) == ("modularity", "patches_umap")
+    assert patches.hydra.sweeper.study_name == "patches_umap_gmm-modularity"
     assert _compose().sweep.select_by == "silhouette"  # outside a search, the default stays
     other = _compose("search=umap_gmm", "sweep.select_by=silhouette")  # the command line still wins
-    assert other.hydra.sweeper.study_name == "umap_gmm-features-silhouette"
+    assert other.hydra.sweeper.study_name == "umap_gmm-silhouette"
 
 
 def test_a_study_refuses_to_resume_with_another_objective(store):

@@ -3,8 +3,8 @@ every later run and sweep — the fitted reducer with its train/test embeddings 
 the data's exact PCA and SVD bases (spectrum, k95, the notebook's curves over k).
 
 On disk with joblib.Memory (atomic writes, safe for parallel jobs), under `cache.dir`, by default a
-`cache/` folder beside a SQLite tracking store or `~/.cache/clustersweep/cache` otherwise. The key is the
-data's sha256, the subsample, the seed and the stage's resolved config — never where the files were found.
+`cache/` folder beside a SQLite tracking store or `~/.cache/clustersweep/cache` otherwise. Key: the data's sha256,
+subsample, seed, the stage's resolved config and the code of its own steps (features.py) — never the files' place.
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def _cached(cfg: DictConfig, uri: str, func: Callable, *key: Any) -> tuple[Any, 
 def fit_reducer(cfg: DictConfig, data_sha256: str, uri: str) -> tuple[Any, np.ndarray, np.ndarray, float | None, bool]:
     """(fitted reducer, Z_train, Z_test, test reconstruction MSE or None, whether the cache had it)."""
     estimator = OmegaConf.to_container(cfg.reducer.estimator, resolve=True)
-    (reducer, Z_train, Z_test, mse), hit = _cached(cfg, uri, _fit_reducer, estimator, data_sha256)
+    code = tracking.targets_code(estimator)  # a step of our own (patch codes) is refitted when its code changes
+    key = f"{data_sha256}+code:{code}" if code else data_sha256
+    (reducer, Z_train, Z_test, mse), hit = _cached(cfg, uri, _fit_reducer, estimator, key)
     return reducer, Z_train, Z_test, mse, hit
 
 

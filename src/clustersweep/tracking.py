@@ -186,6 +186,16 @@ def code_version() -> str:
     return h.hexdigest()
 
 
+def targets_code(node: Any) -> str:
+    """sha256 of this package's modules that a config's `_target_`s name (features.py for patch codes); "" when it
+    names none. A cached fit of one of our own estimators is stale once its code changes; a library's is not."""
+    names = sorted(set(re.findall(r"'clustersweep\.(\w+)\.\w+'", str(node))))
+    h = hashlib.sha256()
+    for name in names:
+        h.update(name.encode() + b"\0" + (Path(__file__).parent / f"{name}.py").read_bytes())
+    return h.hexdigest() if names else ""
+
+
 def identity(cfg: DictConfig, data_sha256: str) -> str:
     """What makes two runs the same computation: resolved config + data + code."""
     conf = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in NOT_IDENTITY}
