@@ -74,7 +74,7 @@ def test_short_names_feed_the_estimator(make_cfg):
             ["reducer=patches_umap", "reducer.n_filters=1"],
             "reducer.n_filters=1 is not allowed: expected an integer ≥ 2",
         ),
-        (["reducer=patches_umap", "reducer.patch=29"], "reducer.patch=29 is not allowed: expected an integer in 1..28"),
+        (["reducer=patches_umap", "reducer.patch=29"], "reducer.patch=29 is not allowed: expected an integer in 2..28"),
         (["reducer=patches_umap", "reducer.pool=0"], "reducer.pool=0 is not allowed: expected an integer ≥ 1"),
         (
             ["reducer=patches_umap", "reducer.patch=20", "reducer.pool=10"],

@@ -64,6 +64,8 @@ def test_the_same_shape_anywhere_gets_the_same_cluster():
         ({"patch": 13}, "The 'patch' parameter of PatchCodes must be at most 12 for 12×12 images. Got 13"),
         ({"patch": 5, "pool": 9}, "must be at most 8 for 12×12 images and 5×5 patches. Got 9"),
         ({"n_filters": 1}, "The 'n_filters' parameter of PatchCodes must be an int in the range [2, inf)"),
+        ({"patch": 1}, "The 'patch' parameter of PatchCodes must be an int in the range [2, inf)"),
+        ({"n_filters": 8, "n_patches": 7}, "must be at least n_filters=8 (k-means needs a patch per filter). Got 7"),
     ],
 )
 def test_impossible_geometry_is_refused_at_fit(kw, message):

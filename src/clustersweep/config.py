@@ -121,7 +121,7 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "reducer.n_neighbors": _int_in(2, lim.n_train - 1, " (fewer than the train samples)"),
         "reducer.min_dist": _at_least_zero,
         "reducer.n_filters": _int_in(2),
-        "reducer.patch": _int_in(1, lim.image_side, " (the images' shorter side)"),
+        "reducer.patch": _int_in(2, lim.image_side, " (the images' shorter side)"),
         "reducer.pool": _int_in(1),
         "clusterer.K": _int_in(2, lim.n_train, " (at most the number of train samples)"),
         "clusterer.n_init": _int_in(1),

@@ -33,7 +33,7 @@ class PatchCodes(TransformerMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "image_shape": [list, tuple],
         "n_filters": [Interval(Integral, 2, None, closed="left")],
-        "patch": [Interval(Integral, 1, None, closed="left")],
+        "patch": [Interval(Integral, 2, None, closed="left")],  # a 1-pixel patch has no shape: normalized, it is 0
         "pool": [Interval(Integral, 1, None, closed="left")],
         "n_patches": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -69,6 +69,11 @@ class PatchCodes(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"The 'patch' parameter of PatchCodes must be at most {min(h, w)} for {h}×{w} images."
                 f" Got {self.patch} instead."
+            )
+        if self.n_patches < self.n_filters:
+            raise ValueError(
+                f"The 'n_patches' parameter of PatchCodes must be at least n_filters={self.n_filters}"
+                f" (k-means needs a patch per filter). Got {self.n_patches} instead."
             )
         side = min(h, w) - self.patch + 1
         if self.pool > side:
