@@ -93,10 +93,11 @@ class PatchCodes(TransformerMixin, BaseEstimator):
         patches = np.stack([images[which, top + i, left + j] for i in range(p) for j in range(p)], axis=1)
         patches = _contrast_normalized(patches)
         self.mean_ = patches.mean(axis=0)
-        eigval, eigvec = np.linalg.eigh(np.cov(patches - self.mean_, rowvar=False))
+        centred = patches - self.mean_
+        eigval, eigvec = np.linalg.eigh(np.cov(centred, rowvar=False))
         self.whitening_ = ((eigvec / np.sqrt(eigval + WHITEN_EPS)) @ eigvec.T).astype(np.float32)
         kmeans = MiniBatchKMeans(self.n_filters, n_init=3, batch_size=4096, random_state=rng)
-        self.filters_ = kmeans.fit((patches - self.mean_) @ self.whitening_).cluster_centers_.astype(np.float32)
+        self.filters_ = kmeans.fit(centred @ self.whitening_).cluster_centers_.astype(np.float32)
         self.n_features_in_ = images.shape[1] * images.shape[2]
         return self
 
