@@ -1,23 +1,28 @@
-"""Entry point: `python run.py [overrides]`, or `python run.py -m …` for a sweep. See README.md."""
+"""Entry point: `python run.py [overrides]` for one run, `python run.py -m …` for a sweep. See README.md."""
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from clustersweep import eda, notebook, sweep
-from clustersweep.cli import guarded, user_errors
-from clustersweep.config import ConfigError
-from clustersweep.pipeline import run
+from clustersweep.app.cli import guarded, user_errors
+from clustersweep.app.job import job
+from clustersweep.app.sweep import in_multirun
+from clustersweep.errors import ConfigError
+from clustersweep.tasks import cluster, eda, notebook
 
-TASKS = {"cluster": run, "eda": eda.run, "notebook": notebook.run}
+TASKS = {"cluster": cluster.run, "eda": eda.run, "notebook": notebook.run}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    if sweep.in_multirun():
-        return sweep.job(cfg)  # a child run; a failure is recorded, not raised; the value steers a search
+    if in_multirun():
+        return job(cfg)  # a child run; a failure is recorded, not raised; the value steers a search
     with user_errors():
         if cfg.task not in TASKS:
             raise ConfigError(f"task={cfg.task!r} is not allowed: expected one of {', '.join(TASKS)}")
+        search = HydraConfig.get().runtime.choices.get("search")
+        if search not in (None, "grid"):
+            raise ConfigError(f"search={search} is a search over many runs: run it with -m")
         TASKS[cfg.task](cfg)
 
 

@@ -32,7 +32,7 @@ from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
-from clustersweep.data import load
+from clustersweep.data.dataset import load
 
 
 def heatmap_grid(imgs, titles=None, rows=2, cols=5, main_title=""):

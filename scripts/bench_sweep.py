@@ -35,8 +35,8 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
-from clustersweep.data import load
-from clustersweep.metrics import acc_hungarian, purity
+from clustersweep.data.dataset import load
+from clustersweep.stages.metrics import acc_hungarian, purity
 
 SWEEP = ["reducer=pca,svd", "reducer.k=50,100", "clusterer=kmeans", "clusterer.K=range(6,13)"]
 COMPUTE = ("time_reduce_s", "time_cluster_s", "time_assign_s", "time_metrics_s")

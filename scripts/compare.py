@@ -4,13 +4,13 @@
     python scripts/compare.py --experiment fashion-mnist --parent RUN_ID # one sweep (its children)
     python scripts/compare.py --experiment fashion-mnist --metric nmi    # pick the best by another metric
     python scripts/compare.py --experiment fashion-mnist --leaderboard   # best run per reducer × clusterer
-    python scripts/compare.py --experiment fashion-mnist --leaderboard --readme  # …and into README.md
+    python scripts/compare.py --experiment fashion-mnist --leaderboard --into    # …and into docs/results.md
     python scripts/compare.py --experiment digits --criteria             # which label-free metric picks best
 
 The files go to --out (default mlruns/reports/<experiment>[/<parent>]); the best run is chosen by --metric
 (default silhouette, label-free; ARI/NMI/purity are shown beside it for interpretation only). The leaderboard
 takes the runs scored in the common space (metrics.space=common) and picks each family's best by a label-free
---metric; it goes to leaderboard.md, and with --readme between the leaderboard markers of README.md.
+--metric; it goes to leaderboard.md, and with --into between the leaderboard markers of docs/results.md.
 --criteria judges each label-free metric as an objective by the labels of these runs (criteria.md): use it on a
 labelled dataset other than the one a search will run on, so that those labels never steer the choice.
 """
@@ -26,9 +26,12 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from clustersweep import report, summary, tracking
-from clustersweep.cli import one_line
-from clustersweep.metrics import LABEL_FREE
+from clustersweep.app.cli import start_up
+from clustersweep.errors import one_line
+from clustersweep.report import markdown, summary, tables
+from clustersweep.stages.metrics import LABEL_FREE
+from clustersweep.tracking.redact import redact
+from clustersweep.tracking.store import PROJECT_ROOT, default_cfg, tracking_uri
 
 
 def main() -> int:
@@ -42,29 +45,28 @@ def main() -> int:
     p.add_argument("--leaderboard", action="store_true", help="the best run per method family, as markdown")
     p.add_argument("--criteria", action="store_true", help="how well each label-free metric picks, as markdown")
     p.add_argument(
-        "--readme",
+        "--into",
         nargs="?",
         type=Path,
-        const=tracking.PROJECT_ROOT / "README.md",
-        help="with --leaderboard: write it between the leaderboard markers of this file (default README.md)",
+        const=PROJECT_ROOT / "docs" / "results.md",
+        help="with --leaderboard: write it between the leaderboard markers of this file (default docs/results.md)",
     )
     args = p.parse_args()
+    start_up()
     if args.leaderboard and args.metric not in LABEL_FREE:
         print(
             f"error: --metric {args.metric!r} cannot pick a leaderboard: expected one of {', '.join(LABEL_FREE)}",
             file=sys.stderr,
         )
         return 2
-    uri = args.tracking_uri or tracking.tracking_uri(tracking.default_cfg())
+    uri = args.tracking_uri or tracking_uri(default_cfg())
     client = MlflowClient(uri)
     try:
         df = (
-            summary.sweep_table(client, args.parent)
-            if args.parent
-            else summary.experiment_table(client, args.experiment)
+            tables.sweep_table(client, args.parent) if args.parent else tables.experiment_table(client, args.experiment)
         )
     except (MlflowException, ValueError) as e:
-        print(f"error: {one_line(e)} (tracking store {uri})", file=sys.stderr)
+        print(f"error: {redact(one_line(e))} (tracking store {redact(uri)})", file=sys.stderr)
         return 2
     if df.empty:
         print(f"error: no runs found in experiment {args.experiment!r}", file=sys.stderr)
@@ -73,7 +75,7 @@ def main() -> int:
         have = ", ".join(c for c in df.columns if "." not in c and c not in ("run_id", "run_name", "status", "skipped"))
         print(f"error: --metric {args.metric!r} is not logged by these runs; logged: {have}", file=sys.stderr)
         return 2
-    out = args.out or tracking.PROJECT_ROOT / "mlruns" / "reports" / args.experiment / (args.parent or "all")
+    out = args.out or PROJECT_ROOT / "mlruns" / "reports" / args.experiment / (args.parent or "all")
     if args.leaderboard:
         return write_leaderboard(df, args, out)
     if args.criteria:
@@ -88,8 +90,8 @@ def main() -> int:
         "display.float_format",
         "{:.4f}".format,
     ):
-        print(summary.printable(df, args.metric).to_string())
-    top = summary.best(df, args.metric)
+        print(tables.printable(df, args.metric).to_string())
+    top = tables.best(df, args.metric)
     if top is not None:
         print(
             f"\nbest by {args.metric}: {top.run_name} ({top.run_id}) {args.metric}={top[args.metric]:.4f}"
@@ -101,7 +103,7 @@ def main() -> int:
 
 
 def write_leaderboard(df: pd.DataFrame, args: argparse.Namespace, out: Path) -> int:
-    board = summary.leaderboard(df, args.metric)
+    board = tables.leaderboard(df, args.metric)
     if board.empty:
         print(
             f"error: no FINISHED run with metrics.space=common and {args.metric} in {args.experiment!r}",
@@ -110,32 +112,32 @@ def write_leaderboard(df: pd.DataFrame, args: argparse.Namespace, out: Path) -> 
         return 2
     command = f"python scripts/compare.py --experiment {args.experiment} --leaderboard --metric {args.metric}"
     text = (
-        f"{report.md_table(board)}\n\n*Generated by `{command}` on {date.today()}: each family's best run by"
+        f"{markdown.md_table(board)}\n\n*Generated by `{command}` on {date.today()}: each family's best run by"
         f" {args.metric} (label-free, common PCA space); ARI, NMI, purity and Hungarian ACC on the test set.*"
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "leaderboard.md").write_text(text + "\n")
     print(text)
-    if args.readme:
-        doc = args.readme.read_text()
+    if args.into:
+        doc = args.into.read_text()
         if BEGIN not in doc or END not in doc.split(BEGIN, 1)[1]:
-            print(f"error: {args.readme} has no {BEGIN} … {END} block to fill", file=sys.stderr)
+            print(f"error: {args.into} has no {BEGIN} … {END} block to fill", file=sys.stderr)
             return 2
         before, rest = doc.split(BEGIN, 1)
-        args.readme.write_text(f"{before}{BEGIN}\n{text}\n{END}{rest.split(END, 1)[1]}")
-        print(f"wrote the leaderboard into {args.readme}")
+        args.into.write_text(f"{before}{BEGIN}\n{text}\n{END}{rest.split(END, 1)[1]}")
+        print(f"wrote the leaderboard into {args.into}")
     print(f"wrote {out / 'leaderboard.md'}")
     return 0
 
 
 def write_criteria(df: pd.DataFrame, args: argparse.Namespace, out: Path) -> int:
-    table = summary.criteria(df)
+    table = tables.criteria(df)
     if table.empty:
         print(f"error: fewer than 3 FINISHED runs with a label-free metric in {args.experiment!r}", file=sys.stderr)
         return 2
     scope = f"sweep {args.parent}" if args.parent else f"experiment {args.experiment}"
     text = (
-        f"{report.md_table(table)}\n\n*Each label-free metric as the objective over the {scope}: the run it picks,"
+        f"{markdown.md_table(table)}\n\n*Each label-free metric as the objective over the {scope}: the run it picks,"
         " that run's NMI / Hungarian ACC / ARI on the test set, and how it ranks all the runs against NMI and ACC"
         " (Spearman; 1 = the same order as the labels).*"
     )

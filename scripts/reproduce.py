@@ -19,9 +19,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from clustersweep import tracking
-from clustersweep.cli import USER_ERRORS, one_line
-from clustersweep.pipeline import run
+from clustersweep.app.cli import USER_ERRORS, start_up
+from clustersweep.errors import one_line
+from clustersweep.tasks.cluster import run
+from clustersweep.tracking.redact import redact
+from clustersweep.tracking.store import default_cfg, tracking_uri
 
 
 def logged_config(run_id: str, uri: str) -> tuple[DictConfig, dict[str, float]]:
@@ -54,7 +56,8 @@ def main() -> int:
     p.add_argument("--tracking-uri", default=None, help="store holding the run (default: the project's)")
     p.add_argument("--tol", type=float, default=1e-9, help="relative/absolute tolerance (default 1e-9)")
     args = p.parse_args()
-    uri = args.tracking_uri or tracking.tracking_uri(tracking.default_cfg())
+    start_up()
+    uri = args.tracking_uri or tracking_uri(default_cfg())
     try:
         if Path(args.source).is_file():
             cfg, old = OmegaConf.load(args.source), {}
@@ -65,10 +68,10 @@ def main() -> int:
         cfg.cache.enabled = False  # refit every stage: a cached embedding would check nothing
         result = run(cfg, tags={"reproduces": args.source})
     except MlflowException as e:
-        print(f"error: cannot read run {args.source!r} from {uri}: {one_line(e)}", file=sys.stderr)
+        print(f"error: cannot read run {args.source!r} from {redact(uri)}: {redact(one_line(e))}", file=sys.stderr)
         return 2
     except USER_ERRORS as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
+        print(f"error: {redact(one_line(e))}", file=sys.stderr)
         return 2
     print(f"rerun logged as {result.run_id} ({result.run_name})")
     if not old:

@@ -27,6 +27,14 @@ TINY = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def started() -> None:
+    """What run.py does at start-up, for the tests that compose configs and open runs in this process."""
+    from clustersweep.app.cli import start_up
+
+    start_up()
+
+
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty MLflow SQLite database, made once: creating the schema takes seconds."""

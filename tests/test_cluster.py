@@ -3,8 +3,8 @@ import pytest
 from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans
 from sklearn.mixture import GaussianMixture
 
-from clustersweep import distances
-from clustersweep.cluster import NOISE, KDistanceDBSCAN, assign, dbscan, fit, knee, nearest_among
+from clustersweep.stages import distances
+from clustersweep.stages.cluster import NOISE, KDistanceDBSCAN, assign, dbscan, fit, knee, nearest_among
 
 
 def test_kmeans_uses_predict():

@@ -4,8 +4,9 @@ import pytest
 from hydra.utils import instantiate
 from sklearn.base import BaseEstimator
 
-from clustersweep.config import ConfigError, validate
-from clustersweep.pipeline import run_name
+from clustersweep.config.validate import validate
+from clustersweep.errors import ConfigError
+from clustersweep.tasks.cluster import run_name
 
 
 @pytest.mark.parametrize("reducer", ["pca", "svd", "none", "umap", "pca_umap", "patches_umap"])

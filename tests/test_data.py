@@ -15,7 +15,11 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
-from clustersweep.data import CONF_DIR, DataError, _synthetic, fetch, load, main
+from clustersweep.data.__main__ import CONF_DIR, main
+from clustersweep.data.dataset import load
+from clustersweep.data.generated import synthetic
+from clustersweep.data.idx import fetch
+from clustersweep.errors import DataError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_SHA = "697249e9d1e87d6b2c6a738e828c890264cffecccb13840d472e3585751a5582"
@@ -232,7 +236,7 @@ def test_synthetic_is_fixed_by_seed_data_and_separable() -> None:
     assert ds.X_train.shape == (600, 784) and ds.X_test.shape == (200, 784) and ds.X_train.dtype == np.float32
     assert 0 <= ds.X_train.min() and ds.X_train.max() <= 1 and ds.image_shape == (28, 28)
     assert np.bincount(ds.y_train).tolist() == [150] * 4 and np.bincount(ds.y_test).tolist() == [50] * 4
-    _synthetic.cache_clear()
+    synthetic.cache_clear()
     again = load(cfg, seed=7)
     np.testing.assert_array_equal(again.X_train, ds.X_train)
     assert again.sha256 == ds.sha256

@@ -9,7 +9,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import StandardScaler
 
-from clustersweep.features import PatchCodes
+from clustersweep.stages.features import PatchCodes
 
 SHAPE = (12, 12)
 

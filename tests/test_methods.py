@@ -11,9 +11,11 @@ from mlflow.tracking import MlflowClient
 from sklearn.decomposition import PCA
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 
-from clustersweep import metrics, summary, tracking
-from clustersweep.data import load
-from clustersweep.pipeline import fit_rows, run
+from clustersweep.data.dataset import load
+from clustersweep.report import tables
+from clustersweep.stages import cache, metrics
+from clustersweep.stages.cluster import fit_rows
+from clustersweep.tasks.cluster import run
 
 SCORES = {"ari", "nmi", "purity", "acc_hungarian", "n_clusters", *metrics.LABEL_FREE}
 
@@ -70,7 +72,7 @@ def test_a_umap_chain_runs_is_cached_and_skips_reconstruction(make_cfg, store, r
     assert client.get_run(second.run_id).data.tags["cache.reducer"] == "hit"
     assert np.isclose(first.metrics["nmi"], second.metrics["nmi"])
     if "reducer=patches_umap" in reducer:  # our own step: a change of its code is a new fit, not a stale one
-        monkeypatch.setattr(tracking, "targets_code", lambda node: "edited")
+        monkeypatch.setattr(cache, "targets_code", lambda node: "edited")
         assert client.get_run(run(cfg).run_id).data.tags["cache.reducer"] == "miss"
 
 
@@ -78,25 +80,28 @@ def test_leaderboard_lists_each_familys_best_by_the_label_free_metric(make_cfg, 
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from conftest import ROOT, run_py, runs
 
     k3, k4 = (run(make_cfg(f"clusterer.K={k}", "plots.enabled=false")) for k in (3, 4))
-    gmm = run(make_cfg("clusterer=gmm", "clusterer.K=4", "plots.enabled=false"))
-    readme = tmp_path / "README.md"
+    args = ["dataset=synthetic", "reducer.k=8", "clusterer=gmm", "clusterer.K=4", "plots.enabled=false"]
+    assert run_py(*args, store=store).returncode == 0  # from the command line: its overrides recreate it
+    (gmm,) = [r for r in runs(store)[1] if "gmm" in r.info.run_name]
+    readme = tmp_path / "results.md"
     readme.write_text("# x\n<!-- leaderboard:begin -->\nold\n<!-- leaderboard:end -->\ntail\n")
     cmd = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--experiment", "synthetic", "--leaderboard"]
     res = subprocess.run(
-        [*cmd, "--tracking-uri", store, "--out", str(tmp_path), "--readme", str(readme)], capture_output=True, text=True
+        [*cmd, "--tracking-uri", store, "--out", str(tmp_path), "--into", str(readme)], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
     rows = [line for line in (tmp_path / "leaderboard.md").read_text().splitlines() if line.startswith("| pca")]
     assert len(rows) == 2
     best_km = max((k3, k4), key=lambda r: r.metrics["silhouette"])
     by_family = {row.split(" | ")[0].strip("| "): row for row in rows}
-    assert best_km.run_name in by_family["pca → kmeans"] and gmm.run_name in by_family["pca → gmm"]
+    assert best_km.run_name in by_family["pca → kmeans"] and gmm.info.run_name in by_family["pca → gmm"]
     cells = [c.strip() for c in by_family["pca → gmm"].strip("|").split("|")]
-    assert float(cells[3]) == pytest.approx(gmm.metrics["silhouette"], abs=5e-4)  # the selecting metric
-    assert float(cells[5]) == pytest.approx(gmm.metrics["nmi"], abs=5e-4) and cells[-1] == gmm.run_id
+    assert float(cells[3]) == pytest.approx(gmm.data.metrics["silhouette"], abs=5e-4)  # the selecting metric
+    assert float(cells[5]) == pytest.approx(gmm.data.metrics["nmi"], abs=5e-4)
+    assert cells[-1] == f"`python run.py {' '.join(args)} tracking.uri={store}`"  # a command, not a run id
     text = readme.read_text()
     assert "old" not in text and by_family["pca → gmm"] in text and text.endswith("tail\n")
     bad = subprocess.run([*cmd, "--metric", "nmi", "--tracking-uri", store], capture_output=True, text=True)
@@ -123,9 +128,9 @@ def test_criteria_judge_each_label_free_metric_by_how_it_ranks_the_runs():
             "calinski_harabasz": [4.0, 3.0, 2.0, 1.0, 9.0, 9.0],  # higher is better: the reverse of nmi's
         }
     )
-    table = summary.criteria(df)
+    table = tables.criteria(df)
     assert table.objective.tolist() == ["davies_bouldin", "silhouette", "calinski_harabasz"]
     assert table["its pick"].tolist() == ["r4", "r4", "r1"] and table.runs.tolist() == [4, 4, 4]
     assert table["rank corr. with nmi"].tolist() == pytest.approx([1.0, 0.8, -1.0])
     assert table["rank corr. with acc_hungarian"].tolist() == pytest.approx([-1.0, -0.8, 1.0])
-    assert summary.criteria(df.head(2)).empty  # fewer than 3 runs judge nothing
+    assert tables.criteria(df.head(2)).empty  # fewer than 3 runs judge nothing

@@ -3,7 +3,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import silhouette_score
 
-from clustersweep.metrics import NOISE, acc_hungarian, modularity, purity, score, silhouette
+from clustersweep.stages.metrics import NOISE, acc_hungarian, modularity, purity, score, silhouette
 
 
 def test_silhouette_equals_sklearn_on_the_same_sample():
@@ -49,7 +49,7 @@ def test_score_leaves_out_silhouette_with_a_reason_when_all_noise():
 
 
 def test_silhouette_kept_and_chunked_paths_agree(monkeypatch):
-    from clustersweep import distances
+    from clustersweep.stages import distances
 
     X, y = make_blobs(900, 6, centers=4, random_state=2)
     kept, _ = silhouette(X, y, 800, seed=1, chunk=300)
@@ -60,7 +60,7 @@ def test_silhouette_kept_and_chunked_paths_agree(monkeypatch):
 
 
 def test_silhouette_leaves_noise_out_with_one_matrix_for_every_noise_pattern():
-    from clustersweep import distances
+    from clustersweep.stages import distances
 
     distances._kept.clear()
     X, y = make_blobs(600, 5, centers=3, random_state=4)
@@ -100,7 +100,7 @@ def test_modularity_undefined_for_one_cluster_or_too_few_points():
 
 
 def test_modularity_builds_one_graph_for_every_noise_pattern(monkeypatch):
-    from clustersweep import metrics
+    from clustersweep.stages import metrics
 
     X, y = make_blobs(300, 5, centers=3, random_state=4)
     built = []

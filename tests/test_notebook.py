@@ -7,8 +7,9 @@ import pytest
 from conftest import run_py
 from mlflow.tracking import MlflowClient
 
-from clustersweep import eda, report
-from clustersweep.pipeline import run
+from clustersweep.report import markdown
+from clustersweep.tasks import eda
+from clustersweep.tasks.cluster import run
 
 
 def test_eda_run_logs_every_phase1_plot_and_is_not_repeated(make_cfg, store, capsys):
@@ -36,7 +37,7 @@ def test_eda_run_logs_every_phase1_plot_and_is_not_repeated(make_cfg, store, cap
 def test_separation_finds_the_confused_pair():
     y = np.array([0] * 10 + [1] * 10 + [2] * 10)
     c = np.array([0] * 10 + [1] * 5 + [2] * 5 + [1] * 6 + [2] * 4)  # classes 1 and 2 share clusters 1, 2
-    sep = report.separation(y, c, ["A", "B", "C"])
+    sep = markdown.separation(y, c, ["A", "B", "C"])
     assert sep["best"][0] == ("A", 1.0)
     assert {sep["confused"][0][0], sep["confused"][0][1]} == {"B", "C"}
     assert sep["confused"][0][2] == pytest.approx(0.9)

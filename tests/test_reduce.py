@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA, TruncatedSVD
 
-from clustersweep.reduce import exact_bases, explained_variance, prefix_reconstruct, reconstruction_mse
+from clustersweep.stages.reduce import exact_bases, explained_variance, prefix_reconstruct, reconstruction_mse
 
 
 @pytest.fixture

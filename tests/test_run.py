@@ -107,10 +107,17 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
         (["reducer.k=abc"], "reducer.k='abc' is not allowed"),
         (["clusterer.K=[1"], "no viable alternative at input '[1'"),
         (["dataset=fashion_mnist", "dataset.path=/nonexistent"], "/nonexistent"),
+        (["search=pca_kmeans"], "search=pca_kmeans is a search over many runs: run it with -m"),
+        # A sweep that would not do what it says is refused before its parent run exists.
+        (["-m", "task=eda"], "task=eda cannot run under -m (a sweep's jobs are clustering runs): it is one run"),
+        (["-m", "+experiment=seed_notebook"], "task=notebook cannot run under -m"),
+        (["-m", "task=cluster,eda", "clusterer.K=3"], "task=eda cannot run under -m"),
+        (["-m", "sweep.select_by=ari", "clusterer.K=3,4"], "sweep.select_by='ari' is not allowed: expected one of"),
     ],
 )
 def test_bad_input_is_one_line_nonzero_exit_and_no_run(store, args, expect):
-    res = run_py("dataset=synthetic", *args, store=store)
+    flags = [a for a in args if a == "-m"]
+    res = run_py(*flags, "dataset=synthetic", *[a for a in args if a != "-m"], store=store)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], res.stderr

@@ -11,8 +11,7 @@ import optuna
 from conftest import ROOT, read_until, run_py, runs, start_run_py
 from hydra import compose, initialize_config_dir
 
-import clustersweep.config  # noqa: F401  (registers the cs.* resolvers the configs use)
-from clustersweep.search import study_path, study_storage
+from clustersweep.app.search import study_path, study_storage
 
 SEARCH = [
     "-m",
@@ -143,7 +142,7 @@ def test_a_search_runs_each_configuration_once_while_there_are_new_ones(store):
 def test_an_untried_configuration_is_drawn_from_a_discrete_space_only():
     from optuna.distributions import CategoricalDistribution, IntUniformDistribution, UniformDistribution
 
-    from clustersweep.search import _key, _untried
+    from clustersweep.app.search import _key, _untried
 
     space = {"a": CategoricalDistribution([1, 2]), "b": IntUniformDistribution(0, 4, 2)}  # 2 x 3 configurations
     seen = {_key({"a": a, "b": b}): 0 for a in (1, 2) for b in (0, 2, 4) if (a, b) != (2, 2)}

@@ -11,8 +11,8 @@ from conftest import free_port, loopback_only, read_until, run_py, start_run_py
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from clustersweep.cli import one_line
-from clustersweep.tracking import redact
+from clustersweep.errors import one_line
+from clustersweep.tracking.redact import redact
 
 GRID = [
     "dataset=synthetic",
@@ -100,7 +100,7 @@ def test_redact_masks_uri_passwords_and_secret_variables_in_every_form(monkeypat
     kept = "sqlite:////tmp/a@b/mlflow.db http://h:5000 https://user@h mail me@host"
     assert redact(kept) == kept
     error = MlflowException("API request to http://alice:pw@h:5000/api/2.0/mlflow/runs/get failed")
-    assert one_line(error) == "API request to http://alice:***@h:5000/api/2.0/mlflow/runs/get failed"
+    assert redact(one_line(error)) == "API request to http://alice:***@h:5000/api/2.0/mlflow/runs/get failed"
 
 
 def test_a_server_that_does_not_answer_stops_a_run_and_a_sweep_at_once(tmp_path):

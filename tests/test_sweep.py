@@ -45,7 +45,7 @@ def test_grid_sweep_makes_a_parent_with_named_children_and_a_summary(store):
     files = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
     assert "summary/summary.csv" in files and "summary/silhouette_vs_reducer.k.html" in files
     assert "summary/heatmap_silhouette.html" in files
-    assert {"summary/reconstruction_mse_vs_k.html", "summary/evr_pca_vs_svd.html"} <= files  # PCA vs SVD over k
+    assert {"summary/reconstruction_mse_vs_k.html", "summary/explained_variance_by_reducer.html"} <= files
     csv = Path(client.download_artifacts(parent.info.run_id, "summary/summary.csv", str(Path(store[10:]).parent)))
     lines = csv.read_text().splitlines()
     assert len(lines) == 5 and "silhouette" in lines[0] and "reducer.k" in lines[0]
@@ -66,17 +66,12 @@ def test_a_failing_job_does_not_stop_the_sweep(store):
 
 
 def test_rerun_skips_finished_jobs_and_rerun_finished_forces_them(store):
+    """(A rerun skips every finished job: the README's 28-run sweep, test_readme.py.)"""
     assert run_py("-m", *GRID, store=store).returncode == 0
-    again = run_py("-m", *GRID, store=store)
-    assert again.returncode == 0 and "0 finished, 0 failed; 4 skipped" in again.stdout
-    assert again.stdout.count("skipped: identical run") == 4
-    _, parents, children = sweep_runs(store)
-    assert len(parents) == 2 and len(children) == 4
-    newest = max(parents, key=lambda p: p.info.start_time)
-    assert sum(k.startswith("skipped.") for k in newest.data.tags) == 4
     forced = run_py("-m", *GRID, "sweep.rerun_finished=true", store=store)
-    assert forced.returncode == 0 and "4 finished" in forced.stdout
-    assert len(sweep_runs(store)[2]) == 8
+    assert forced.returncode == 0 and "4 finished" in forced.stdout and "skipped" not in forced.stdout
+    _, parents, children = sweep_runs(store)
+    assert len(parents) == 2 and len(children) == 8
 
 
 def test_kill_9_then_rerun_finishes_exactly_the_missing_jobs(store, tmp_path):
@@ -161,3 +156,23 @@ def test_ctrl_c_marks_the_running_job_and_the_parent_killed(store, tmp_path):
     status = {c.info.run_name: c.info.status for c in children}
     assert status["pca-k4-kmeans-K2"] == "FINISHED" and status["pca-k4-kmeans-K3"] == "KILLED", status
     assert "RUNNING" not in status.values() and len(status) == 2  # nothing launched after Ctrl-C
+
+
+def test_a_lower_is_better_objective_names_the_same_best_run_everywhere(store):
+    """Davies–Bouldin: lower is better. The printed summary, the parent's report.md and its best.* tags all name
+    the child with the lowest value."""
+    args = ["dataset=synthetic", "reducer.k=8", "clusterer.n_init=2", "plots.enabled=false"]
+    res = run_py("-m", *args, "sweep.select_by=davies_bouldin", "clusterer.K=2,3,4,5,6", store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    client, (parent,), children = sweep_runs(store)
+    values = {c.info.run_name: c.data.metrics["davies_bouldin"] for c in children}
+    lowest = min(values, key=values.get)
+    assert lowest != max(values, key=values.get)
+    assert parent.data.tags["best.run_name"] == lowest and parent.data.tags["best.selected_by"] == "davies_bouldin"
+    assert parent.data.metrics["best_davies_bouldin"] == values[lowest]
+    report = Path(client.download_artifacts(parent.info.run_id, "report.md", str(Path(store[10:]).parent))).read_text()
+    said = f"**Best by davies_bouldin** (label-free): {lowest} — davies_bouldin {values[lowest]:.3f}"
+    assert said in report and said in res.stdout
+    k = lowest.rsplit("K", 1)[1]
+    assert f"## kmeans: best K by davies_bouldin = {k}" in report
+    assert "### " + lowest in report  # the best run's own report

@@ -1,0 +1,1 @@
+"""The command line: one-line errors, sweeps as parent and child runs, and the label-free Optuna search."""

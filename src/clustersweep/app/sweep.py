@@ -1,0 +1,279 @@
+"""A sweep's lifetime: a Hydra multirun is one MLflow parent run with a child run per job (`app.job`).
+
+- The sweepers (`hydra_plugins.clustersweep_sweepers`: the grid of `-m`, and a search's study) run their sweep
+  inside `tracked_sweep`, which checks the sweep's settings, opens the parent and always closes it: FINISHED, or
+  FAILED when a job failed (then `JobsFailed`: exit 1), KILLED on Ctrl-C, FAILED on a crash. A sweep stopped
+  before any job ran (a job's config did not compose) leaves no run: its parent is deleted.
+- The parent, the job count and the sweep's start reach the jobs through environment variables, which launcher
+  processes (joblib) inherit and Ray workers get through Ray's runtime_env.
+- Runs left RUNNING by a dead process are marked KILLED when a sweep starts (`runs.reap_orphans`).
+- A tracking server that stops answering fails the jobs that cannot log, visibly; as the store cannot hold those
+  failures, each such job leaves a note in its Hydra output dir, which the parent's outcome counts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from clustersweep.app.cli import JobsFailed
+from clustersweep.config.validate import check_select_by
+from clustersweep.errors import ConfigError, one_line
+from clustersweep.report import summary
+from clustersweep.report.tables import sweep_table
+from clustersweep.tracking import runs
+from clustersweep.tracking.redact import redact
+from clustersweep.tracking.store import check_reachable, experiment_id, tracking_uri
+
+ENV_PARENT, ENV_TOTAL, ENV_START = "CLUSTERSWEEP_PARENT_RUN", "CLUSTERSWEEP_SWEEP_TOTAL", "CLUSTERSWEEP_SWEEP_START"
+# What a job on a Ray worker needs from the driver's environment besides the hand-off: where and how to log.
+FORWARDED_ENV = ("MLFLOW_TRACKING_", "MLFLOW_HTTP_REQUEST_", "MLFLOW_DISABLE_TELEMETRY", "CLUSTERSWEEP_")
+DONE, KILLED = RunStatus.to_string(RunStatus.FINISHED), RunStatus.to_string(RunStatus.KILLED)
+UNLOGGED = "unlogged.txt"  # in a job's output dir: it failed and the tracking store could not record it
+TASK = "cluster"  # the only task a sweep's jobs run
+
+
+@dataclass
+class Outcome:
+    """How a sweep ended, as its last line says it."""
+
+    finished: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)  # KILLED by Ctrl-C: a resumed search's earlier trials
+    store_error: str | None = None  # the store did not answer at the end: the other jobs' outcome is unknown
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.store_error is None
+
+    def line(self) -> str:
+        if self.store_error is not None:
+            text = f"{len(self.failed)} failed" + (": " + ", ".join(self.failed) if self.failed else "")
+            return f"{text}; the other jobs unknown: {self.store_error}"
+        text = f"{len(self.finished)} finished, {len(self.failed)} failed"
+        if self.failed:
+            text += ": " + ", ".join(self.failed)
+        text += f"; {len(self.skipped)} skipped (already finished)" if self.skipped else ""
+        return text + (f"; {len(self.interrupted)} interrupted" if self.interrupted else "")
+
+
+def in_multirun() -> bool:
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def job_overrides(config: DictConfig) -> list[list[str]]:
+    """Every job's overrides for the grid (Hydra's basic sweeper); [] for a search (the count is its budget)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    if OmegaConf.select(config, "hydra.sweeper.study_name"):
+        return []
+    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    parsed = _parser().parse_overrides([*params, *config.hydra.overrides.task])
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def _parser() -> OverridesParser:
+    return OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+
+
+def check_settings(config: DictConfig) -> None:
+    """Refuse, before any run exists, a sweep whose jobs would not do what its settings say: a task other than a
+    clustering run (EDA and the seed notebook are one command each, not jobs), an objective that is not a
+    label-free metric, or a search resumed under another objective than its study's."""
+    app = app_config(config)
+    tasks = {str(app.get("task"))}
+    for o in _parser().parse_overrides(list(config.hydra.overrides.task)):
+        if o.key_or_group == "task":
+            tasks |= set(o.sweep_string_iterator()) if o.is_sweep_override() else {str(o.value())}
+    for task in sorted(tasks - {TASK}):
+        why = {
+            "eda": "it is one run per dataset: run `python run.py task=eda` (with dataset=… for another)",
+            "notebook": "+experiment=seed_notebook runs its own sweeps under one parent: run it without -m",
+        }.get(task, f"expected task={TASK}")
+        raise ConfigError(f"task={task} cannot run under -m (a sweep's jobs are clustering runs): {why}")
+    check_select_by(app)
+    study = OmegaConf.select(config, "hydra.sweeper.study_name")
+    earlier = study and _study_parent(app, study)
+    objective = earlier and earlier.data.tags.get("sweep.select_by", app.sweep.select_by)
+    if earlier and objective != app.sweep.select_by:
+        raise ConfigError(
+            f"study {study!r} optimizes {objective}, not sweep.select_by={app.sweep.select_by}: its values "
+            f"would mix; give this objective its own hydra.sweeper.study_name"
+        )
+
+
+def _study_parent(cfg: DictConfig, study: str):
+    """The parent run a search's study already has (an interrupted or finished search), if any."""
+    uri = tracking_uri(cfg)
+    exp_id = experiment_id(uri, cfg.tracking.experiment)
+    found = MlflowClient(uri).search_runs([exp_id], f"tags.`sweep.study` = '{study}'", max_results=1)
+    return found[0] if found else None
+
+
+def app_config(config: DictConfig) -> DictConfig:
+    """The application part of the multirun config (without `hydra`), as a job would see it."""
+    return OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+
+
+class Parent:
+    """The parent run of the sweep this process runs, from `open` to `close` (or `abort`)."""
+
+    def __init__(self, run: runs.Run, select_by: str, sweep_dir: Path, start: float) -> None:
+        self.run, self.select_by, self.sweep_dir, self.start = run, select_by, sweep_dir, start
+
+    @classmethod
+    def open(cls, config: DictConfig, jobs: int | None) -> Parent:
+        """Open the sweep's parent run — or, for a search whose study already has one, reopen it — mark the
+        experiment's orphans KILLED, and hand the parent to the jobs."""
+        cfg = app_config(config)
+        uri = tracking_uri(cfg)
+        exp_id = experiment_id(uri, cfg.tracking.experiment)
+        client = MlflowClient(uri)
+        reaped = runs.reap_orphans(client, exp_id)
+        if reaped:
+            print(f"sweep: marked {len(reaped)} orphaned run(s) KILLED: {', '.join(reaped)}", flush=True)
+        grammar = redact(" ".join(config.hydra.overrides.task))
+        tags = {
+            "sweep.overrides": grammar,
+            "sweep.dir": str(config.hydra.sweep.dir),
+            "sweep.jobs": str(jobs or "unknown"),
+            "sweep.select_by": cfg.sweep.select_by,
+        }
+        study = OmegaConf.select(config, "hydra.sweeper.study_name")
+        earlier = study and _study_parent(cfg, study)
+        if earlier:  # a resumed search (its objective checked by check_settings): its trials join its parent run
+            run = runs.reopen(uri, earlier.info.run_id, tags)
+        else:
+            name = f"search {study}" if study else _sweep_name(grammar)
+            run = runs.start(uri, exp_id, name, tags={**tags, **({"sweep.study": study} if study else {})})
+        start = time.time()
+        hand_off(config, {ENV_PARENT: run.run_id, ENV_TOTAL: str(jobs or "?"), ENV_START: str(start)})
+        where = f"experiment {cfg.tracking.experiment!r}"
+        print(f"sweep: {jobs or '?'} jobs → parent run {run.run_id} in {where} of {redact(uri)}", flush=True)
+        return cls(run, cfg.sweep.select_by, Path(str(config.hydra.sweep.dir)), start)
+
+    def close(self, status: str | None = None) -> Outcome:
+        """Summarize and close the parent; status None means FINISHED unless a job failed.
+
+        Jobs that failed without reaching the store (their notes) count as failed; a store that does not answer
+        now leaves the parent RUNNING, and the next sweep marks it KILLED.
+        """
+        unlogged = self._unlogged()
+        final = status or DONE
+        outcome = None
+        try:
+            check_reachable(self.run.client.tracking_uri)
+            table = sweep_table(self.run.client, self.run.run_id)
+            done = table.status == DONE
+            outcome = Outcome(
+                finished=table.loc[done & ~table.skipped, "run_name"].tolist(),
+                failed=list(dict.fromkeys([*table.loc[~done & (table.status != KILLED), "run_name"], *unlogged])),
+                skipped=table.attrs["skipped_jobs"],
+                interrupted=table.loc[table.status == KILLED, "run_name"].tolist(),
+            )
+            final = status or ("FAILED" if outcome.failed else DONE)
+            self.run.log(tags={"sweep.outcome": outcome.line()})
+            summary.log_report(self.run, table, self.select_by)
+        except Exception as e:  # noqa: BLE001 - the parent is closed whatever the report does
+            outcome = outcome or Outcome(failed=unlogged, store_error=redact(one_line(e)))
+            print(f"sweep: could not write the summary: {redact(one_line(e))}", file=sys.stderr, flush=True)
+        try:
+            if outcome.store_error is None:
+                self.run.finish(final)
+        except Exception as e:  # noqa: BLE001 - the outcome line below still says what happened
+            print(f"sweep: could not close the parent run: {redact(one_line(e))}", file=sys.stderr, flush=True)
+        finally:
+            for key in (ENV_PARENT, ENV_TOTAL, ENV_START):
+                os.environ.pop(key, None)
+        print(f"sweep {('FAILED' if outcome.store_error else final).lower()}: {outcome.line()}", flush=True)
+        return outcome
+
+    def abort(self, status: str) -> None:
+        """Close after Ctrl-C (KILLED) or a crash (FAILED); a parent with no job run yet is deleted. Never raises."""
+        try:
+            client, run_id = self.run.client, self.run.run_id
+            parent = client.get_run(run_id)
+            children = client.search_runs(
+                [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'", max_results=1
+            )
+            if not children and not any(k.startswith("skipped.") for k in parent.data.tags):
+                client.delete_run(run_id)
+                return
+            self.close(status)
+        except Exception as e:  # noqa: BLE001 - closing must not hide the original error
+            print(f"sweep: could not close the parent run: {redact(one_line(e))}", file=sys.stderr)
+
+    def _unlogged(self) -> list[str]:
+        """The jobs of this sweep that failed and could not say so in the store (their notes, newer than its
+        start)."""
+        notes = [p for p in self.sweep_dir.glob(f"**/{UNLOGGED}") if p.stat().st_mtime >= self.start]
+        return [p.read_text().strip() for p in sorted(notes, key=lambda p: p.stat().st_mtime)]
+
+
+@contextmanager
+def tracked_sweep(config: DictConfig) -> Iterator[Parent]:
+    """Check the sweep's settings, open its parent run, run the sweep, and close the parent however it ends."""
+    check_settings(config)
+    jobs = job_overrides(config)
+    parent = Parent.open(config, len(jobs) or None)
+    try:
+        yield parent
+    except KeyboardInterrupt:
+        parent.abort("KILLED")
+        raise
+    except (HydraException, OmegaConfBaseException) as e:  # a job's config did not compose
+        parent.abort("FAILED")
+        raise ConfigError(
+            f"{one_line(e)} — in a sweep, a key that only some choices have cannot be swept across "
+            "them: run one sweep per choice (README, Sweeps)"
+        ) from None
+    except BaseException:
+        parent.abort("FAILED")
+        raise
+    if not parent.close().ok:
+        raise JobsFailed
+
+
+def hand_off(config: DictConfig, env: dict[str, str]) -> None:
+    """Give the jobs the parent run and the sweep's counts: launcher processes (basic, joblib) inherit this
+    process's environment; Ray workers do not, so Ray is started here, from the launcher's own `ray.init`
+    config, with the environment in its runtime_env (the Ray launcher then finds Ray running and uses it)."""
+    os.environ.update(env)
+    launcher = config.hydra.launcher
+    if not str(launcher.get("_target_", "")).endswith(".RayLauncher"):
+        return
+    init = OmegaConf.to_container(launcher.ray.init, resolve=True) or {}
+    if str(init.get("address") or "127.0.0.1").split(":")[0] in ("127.0.0.1", "localhost"):
+        # Ray on this machine alone (started here, or a loopback cluster): Ray's switch for "no remote nodes"
+        # keeps it on 127.0.0.1; otherwise Ray swaps loopback for the machine's address and listens there.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    runtime_env = dict(init.pop("runtime_env", None) or {})
+    forwarded = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+    runtime_env["env_vars"] = {**forwarded, **runtime_env.get("env_vars", {}), **env}
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(**init, runtime_env=runtime_env)
+
+
+def _sweep_name(grammar: str) -> str:
+    name = f"sweep {grammar}" if grammar else "sweep"  # grammar: already redacted
+    return name if len(name) <= 200 else name[:199] + "…"

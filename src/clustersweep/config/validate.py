@@ -1,0 +1,228 @@
+"""Validate a composed config before any data is loaded or any run is created.
+
+Hydra already refuses unknown keys and unknown choices; this module checks the values users type
+(`reducer.k`, `clusterer.K`, …) against what the data allows, and lets scikit-learn check every other
+estimator parameter through its own parameter constraints. Each problem is one line: key, value, what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from clustersweep.errors import ConfigError
+from clustersweep.stages.metrics import LABEL_FREE, NEIGHBOURS
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the data allows, known from the dataset config alone (no loading)."""
+
+    n_features: int
+    n_classes: int
+    size_train: int  # full split sizes
+    size_test: int
+    n_train: int  # after the optional subsample
+    image_side: int  # the images' shorter side
+
+
+def limits(cfg: DictConfig) -> Limits:
+    ds = cfg.dataset
+    n_train = ds.n_train if _is_int(ds.n_train) and ds.n_train > 0 else ds.size_train
+    shape = ds.image_shape
+    return Limits(math.prod(shape), len(ds.class_names), ds.size_train, ds.size_test, n_train, min(shape))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, Integral) and not isinstance(v, bool)
+
+
+Check = Callable[[Any], "str | None"]
+
+
+def _int_in(lo: int, hi: float = math.inf, why: str = "") -> Check:
+    def check(v: Any) -> str | None:
+        if _is_int(v) and lo <= v <= hi:
+            return None
+        return (f"an integer in {lo}..{int(hi)}" if hi != math.inf else f"an integer ≥ {lo}") + why
+
+    return check
+
+
+def _positive(v: Any) -> str | None:
+    ok = isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    return None if ok else "a number > 0"
+
+
+def _positive_or_auto(v: Any) -> str | None:
+    return None if v == "auto" or _positive(v) is None else "a number > 0 or 'auto'"
+
+
+def _at_least_zero(v: Any) -> str | None:
+    ok = isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    return None if ok else "a number ≥ 0"
+
+
+def _one_of(*allowed: str) -> Check:
+    def check(v: Any) -> str | None:
+        return None if v in allowed else "one of " + ", ".join(allowed)
+
+    return check
+
+
+def _percentile(v: Any) -> str | None:
+    ok = isinstance(v, Real) and not isinstance(v, bool) and 0 < v <= 100
+    return None if ok else "a percentile in (0, 100]"
+
+
+def _optional(check: Check) -> Check:
+    def opt(v: Any) -> str | None:
+        why = None if v is None else check(v)
+        return None if why is None else f"null (all) or {why}"
+
+    return opt
+
+
+_SELECT_BY = _one_of(*LABEL_FREE)
+
+
+def _rules(lim: Limits) -> dict[str, Check]:
+    """The user-facing keys and what each allows; a key absent from the chosen config is skipped."""
+    per_class = " (at least one per class)"
+    return {
+        "seed": _int_in(0, 2**32 - 1),
+        "dataset.n_train": _optional(_int_in(lim.n_classes, lim.size_train, per_class)),
+        "dataset.n_test": _optional(_int_in(lim.n_classes, lim.size_test, per_class)),
+        "reducer.k": _int_in(1, lim.n_features, " (the number of pixel features)"),
+        "reducer.pca_k": _int_in(1, lim.n_features, " (the number of pixel features)"),
+        "reducer.n_neighbors": _int_in(2, lim.n_train - 1, " (fewer than the train samples)"),
+        "reducer.min_dist": _at_least_zero,
+        "reducer.n_filters": _int_in(2),
+        "reducer.patch": _int_in(2, lim.image_side, " (the images' shorter side)"),
+        "reducer.pool": _int_in(1),
+        "clusterer.K": _int_in(2, lim.n_train, " (at most the number of train samples)"),
+        "clusterer.n_init": _int_in(1),
+        "clusterer.eps": _positive_or_auto,
+        "clusterer.eps_percentile": _optional(_percentile),
+        "clusterer.n_fit": _optional(_int_in(2, math.inf, " (at least the train size means all of it)")),
+        "clusterer.min_samples": _optional(_int_in(1, lim.n_train, " (at most the number of train samples)")),
+        "clusterer.min_cluster_size": _int_in(2, lim.n_train, " (at most the number of train samples)"),
+        "clusterer.batch_size": _int_in(1),
+        "metrics.silhouette_sample_size": _int_in(2),
+        "metrics.modularity_sample_size": _int_in(NEIGHBOURS + 1, math.inf, " (more than the graph's neighbours)"),
+        "metrics.space": _one_of("common", "embedding"),
+        "sweep.select_by": _SELECT_BY,
+        "metrics.common_k": _int_in(1, lim.n_features, " (the number of pixel features)"),
+        "plots.scatter_points": _int_in(1),
+    }
+
+
+def validate(cfg: DictConfig) -> dict[str, Any]:
+    """Raise ConfigError on the first value that cannot run; returns the estimators, built and checked by sklearn."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"config does not resolve: {_first_line(e)}") from None
+    for key, check in _rules(limits(cfg)).items():
+        _check(cfg, key, check)
+    _check_fit_size(cfg.clusterer, limits(cfg).n_train)
+    _check_pca_after_patches(cfg.reducer)
+    built = {}
+    for group in ("reducer", "clusterer"):
+        _check_keys_used(cfg[group], group)
+        built[group] = build(cfg[group].estimator, group)
+    return built
+
+
+def check_select_by(cfg: DictConfig) -> None:
+    """A sweep's objective must be label-free: checked once for the whole sweep, before its parent run exists."""
+    _check(cfg, "sweep.select_by", _SELECT_BY)
+
+
+def _check(cfg: DictConfig, key: str, check: Check) -> None:
+    """`key`'s value (when the config has the key) passes `check`, or a ConfigError says what is allowed."""
+    value = OmegaConf.select(cfg, key, default=_ABSENT)
+    why = None if value is _ABSENT else check(value)
+    if why is not None:
+        raise ConfigError(f"{key}={value!r} is not allowed: expected {why}")
+
+
+def _check_fit_size(node: DictConfig, n_train: int) -> None:
+    """A clusterer whose memory grows with n² (`max_n_fit`) must be fitted on a subsample small enough."""
+    cap = node.get("max_n_fit")
+    rows = min(node.get("n_fit") or n_train, n_train)
+    if cap is not None and rows > cap:
+        raise ConfigError(
+            f"clusterer.n_fit={node.get('n_fit')!r} is not allowed for clusterer={node.name}: it would fit {rows} rows,"
+            f" expected at most {cap} (its memory grows with n²; set clusterer.n_fit)"
+        )
+
+
+def _check_pca_after_patches(node: DictConfig) -> None:
+    """PCA after patch codes has n_filters·pool² features to reduce, not the pixels."""
+    if "n_filters" not in node or "pca_k" not in node:
+        return
+    n = node.n_filters * node.pool**2
+    if node.pca_k > n:
+        raise ConfigError(
+            f"reducer.pca_k={node.pca_k!r} is not allowed: expected an integer in 1..{n} (the patch features,"
+            f" n_filters·pool²)"
+        )
+
+
+# Keys that describe or steer the stage, not the estimator.
+_DESCRIPTIVE = {"name", "label", "estimator", "n_fit", "max_n_fit"}
+
+
+def _check_keys_used(node: DictConfig, group: str) -> None:
+    """A short key (`k`, `K`, `eps`) must feed the estimator (as `${..k}`, or `${reducer.k}` inside a pipeline's
+    steps); one that does not is a typo or belongs elsewhere."""
+    raw = OmegaConf.to_container(node, resolve=False)
+    used = str(raw.get("estimator"))
+    if "${" not in used:  # a resolved snapshot (a logged config.yaml): it was checked when it was composed
+        return
+    known = [k for k in raw if k not in _DESCRIPTIVE and (f"${{..{k}}}" in used or f"${{{group}.{k}}}" in used)]
+    for key in raw:
+        if key not in _DESCRIPTIVE and key not in known:
+            raise ConfigError(
+                f"{group}.{key}={raw[key]!r} is not a parameter of {group}={raw.get('name')}: "
+                f"expected one of {', '.join(known) or '(none)'}, or {group}.estimator.<sklearn parameter>"
+            )
+
+
+_ABSENT = object()
+
+
+def build(node: DictConfig, group: str) -> Any:
+    """Instantiate an estimator from its `_target_` and let scikit-learn validate its parameters now."""
+    try:
+        est = instantiate(node)
+    except Exception as e:  # noqa: BLE001 - any construction failure is a config problem
+        cause = e.__cause__ or e
+        raise ConfigError(f"{group}.estimator ({node.get('_target_')}) cannot be built: {_first_line(cause)}") from None
+    try:
+        _check_params(est)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{group}: {_first_line(e)}") from None
+    return est
+
+
+def _check_params(est: Any) -> None:
+    """scikit-learn's own parameter constraints, for the estimator and each step of a Pipeline. (umap-learn checks
+    its parameters only with the data in hand; its short keys are checked by the rules above.)"""
+    for _, step in getattr(est, "steps", []):
+        _check_params(step)
+    if hasattr(est, "_parameter_constraints"):
+        est._validate_params()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

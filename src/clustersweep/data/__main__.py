@@ -1,0 +1,36 @@
+"""`python -m clustersweep.data fetch [--path DIR]`: check Fashion-MNIST's files, or get them, before a first run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from clustersweep.data.idx import fetch, one_line
+from clustersweep.errors import DataError
+
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m clustersweep.data fetch [--path DIR]`: get Fashion-MNIST in place before the first sweep."""
+    parser = argparse.ArgumentParser(prog="python -m clustersweep.data", description=main.__doc__)
+    parser.add_argument("command", choices=["fetch"])
+    parser.add_argument("--path", help="check this folder of .gz files instead (the dataset.path setting)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = OmegaConf.load(CONF_DIR / "dataset" / "fashion_mnist.yaml")
+        if args.path is not None:
+            cfg.path = args.path
+        folder = fetch(cfg)
+    except (DataError, OSError) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 1
+    print(f"{cfg.name} data is ready in {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

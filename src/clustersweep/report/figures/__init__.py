@@ -1,0 +1,1 @@
+"""Plotly figures: arrays in, figure out; `html` writes them for MLflow's artifact viewer."""

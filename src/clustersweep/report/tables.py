@@ -1,0 +1,165 @@
+"""Runs as a table: one row per run with its params and metrics, read from MLflow — and what is read off it: the
+swept params, the best run by a metric (`best`, the one rule every choice of a best run follows), a leaderboard of
+method families and the criteria table.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from clustersweep.stages.metrics import LABEL_FREE, lower_is_better
+
+LABELLED = ("ari", "nmi", "purity", "acc_hungarian")  # against the labels: for interpretation, never to choose
+SHOWN_METRICS = [
+    "silhouette",
+    "davies_bouldin",
+    "calinski_harabasz",
+    "modularity",
+    "ari",
+    "nmi",
+    "purity",
+    "acc_hungarian",
+    "inertia",
+    "n_clusters",
+    "noise_fraction",
+]
+_NOT_SWEPT = ("estimator", "label", "experiment", "tracking.", "cache.", "sweep.", "dataset.files", "dataset.mirrors")
+
+
+def table(runs: list[Run], skipped_ids: set[str] = frozenset()) -> pd.DataFrame:
+    """One row per run: run_id, run_name, status, skipped, sweep.job, overrides (the overrides that recreate it
+    with `python run.py`), then its params and metrics by name."""
+    rows = []
+    for r in runs:
+        row = {
+            "run_id": r.info.run_id,
+            "run_name": r.info.run_name,
+            "status": r.info.status,
+            "skipped": r.info.run_id in skipped_ids,
+            "sweep.job": r.data.tags.get("sweep.job"),
+            "overrides": r.data.tags.get("hydra.overrides"),
+        }
+        row.update({f"param:{k}": v for k, v in r.data.params.items()})
+        row.update(r.data.metrics)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=["run_id", "run_name", "status", "skipped"])
+    params = [c.removeprefix("param:") for c in df.columns if c.startswith("param:")]
+    df.columns = [c.removeprefix("param:") for c in df.columns]
+    df.attrs["params"] = params  # metric names may have dots too (`count.Trouser`): say which are params
+    for col in df.columns:
+        if col not in ("run_id", "run_name", "status", "skipped"):
+            converted = pd.to_numeric(df[col], errors="coerce")
+            if converted.notna().sum() == df[col].notna().sum():
+                df[col] = converted
+    return df
+
+
+def sweep_table(client: MlflowClient, parent_id: str) -> pd.DataFrame:
+    """The parent's children plus the earlier runs its skipped jobs stand for (a search may propose a trial that
+    one of its own children already ran: that run is listed once). attrs["skipped_jobs"]: the skipped jobs' runs."""
+    parent = client.get_run(parent_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=50_000
+    )
+    twins = [v for k, v in parent.data.tags.items() if k.startswith("skipped.")]
+    earlier = sorted(set(twins) - {r.info.run_id for r in children})
+    df = table([*children, *(client.get_run(i) for i in earlier)], set(earlier))
+    names = dict(zip(df.run_id, df.run_name, strict=True))
+    df.attrs["skipped_jobs"] = [names[i] for i in twins]
+    df.attrs["study"] = parent.data.tags.get("sweep.study")  # an Optuna search, not a grid
+    return df
+
+
+def experiment_table(client: MlflowClient, experiment: str) -> pd.DataFrame:
+    """Every run of an experiment that is not a sweep's parent."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ValueError(f"no experiment named {experiment!r}")
+    runs = client.search_runs([exp.experiment_id], max_results=50_000)
+    return table([r for r in runs if "sweep.overrides" not in r.data.tags])
+
+
+def swept(df: pd.DataFrame) -> list[str]:
+    """Params whose value differs between runs (short keys only: `reducer.k`, not its estimator copy)."""
+    params = [c for c in df.attrs.get("params", []) if c in df and not any(s in c for s in _NOT_SWEPT)]
+    return [c for c in params if df[c].dropna().astype(str).nunique() > 1]
+
+
+def best(df: pd.DataFrame, metric: str) -> pd.Series | None:
+    """The FINISHED run with the best value of `metric` — the lowest where lower is better (Davies–Bouldin,
+    inertia), else the highest; None when no such run has the metric."""
+    ok = df[(df.status == "FINISHED")] if "status" in df else df
+    if metric not in ok or ok[metric].notna().sum() == 0:
+        return None
+    return ok.loc[ok[metric].idxmin() if lower_is_better(metric) else ok[metric].idxmax()]
+
+
+def leaderboard(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
+    """The best run of each method family (reducer × clusterer), chosen by the label-free `select_by` among runs
+    scored in the common space; ARI/NMI/purity/ACC beside it for interpretation, and the command that recreates
+    it (a run id only opens in its own store). Best family first."""
+    cols = {"reducer.name", "clusterer.name", "metrics.space", select_by}
+    if not cols <= set(df.columns):
+        return pd.DataFrame()
+    ok = df[(df.status == "FINISHED") & (df["metrics.space"] == "common") & df[select_by].notna()]
+    rows = []
+    for (reducer, clusterer), runs in ok.groupby(["reducer.name", "clusterer.name"]):
+        top = best(runs, select_by)
+        rows.append(
+            {
+                "reducer → clusterer": f"{reducer} → {clusterer}",
+                "best run (by " + select_by + ")": top.run_name,
+                "runs": len(runs),
+                select_by: top[select_by],
+                **{m: top.get(m) for m in LABELLED},
+                "wall time (s)": round(float(top.get("time_total_s", float("nan"))), 1),
+                "recreate with": f"`python run.py {top.overrides}`" if top.get("overrides") else "",
+            }
+        )
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    return out.sort_values(select_by, ascending=lower_is_better(select_by)).reset_index(drop=True)
+
+
+def criteria(df: pd.DataFrame) -> pd.DataFrame:
+    """How well each label-free metric would choose among these runs, judged by the labels: the run it picks with
+    that run's NMI and ACC, and its Spearman rank correlation with NMI and with ACC over all the runs (signed so
+    that 1 means it orders the runs as the labels do). Best tracker of NMI first.
+
+    For choosing a search's objective on a labelled dataset *other* than the one it will search, so that the
+    searched data's labels never steer the choice (README, "Choosing the objective")."""
+    ok = df[df.status == "FINISHED"] if "status" in df else df
+    if "metrics.space" in ok:
+        ok = ok[ok["metrics.space"] == "common"]
+    rows = []
+    for metric in (m for m in LABEL_FREE if m in ok and ok[m].notna().sum() >= 3):
+        runs = ok[ok[metric].notna()]
+        top = best(runs, metric)
+        oriented = -runs[metric] if lower_is_better(metric) else runs[metric]
+        rows.append(
+            {
+                "objective": metric,
+                "its pick": top.run_name,
+                "runs": len(runs),
+                **{m: top.get(m) for m in ("nmi", "acc_hungarian", "ari")},
+                **{f"rank corr. with {m}": oriented.corr(runs[m], method="spearman") for m in ("nmi", "acc_hungarian")},
+            }
+        )
+    out = pd.DataFrame(rows)
+    return out.sort_values("rank corr. with nmi", ascending=False).reset_index(drop=True) if rows else out
+
+
+def printable(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
+    """The columns a person compares: name, status, swept params, the shown metrics; best first."""
+    cols = ["run_name", "status", *swept(df), *[m for m in dict.fromkeys([select_by, *SHOWN_METRICS]) if m in df]]
+    out = df[[c for c in cols if c in df]].copy()
+    if "skipped" in df and df.skipped.any():
+        out.insert(2, "skipped", df.skipped)
+    if select_by in out:
+        out = out.sort_values(select_by, ascending=lower_is_better(select_by), na_position="last")
+    return out.reset_index(drop=True)

@@ -1,0 +1,171 @@
+"""One configured run of the pipeline (`task=cluster`, the default): config → data → reducer → clusterer →
+metrics → plots → MLflow.
+
+Everything that can be checked without compute (config values, estimator params, the tracking store, the data
+files) is checked by `prepare`, before the MLflow run is created, so bad input never leaves a run behind. `execute`
+opens the run through the tracking core: a failure after that marks it FAILED (KILLED on Ctrl-C) with the error
+as the tag `error` and the traceback as `error.txt`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig, OmegaConf
+
+from clustersweep.config.validate import validate
+from clustersweep.data.dataset import Dataset, load
+from clustersweep.report import markdown
+from clustersweep.stages import cache, cluster, metrics, reduce
+from clustersweep.tasks.cluster_plots import Fitted, pages
+from clustersweep.tracking import runs
+from clustersweep.tracking.identity import identity
+from clustersweep.tracking.redact import redact
+from clustersweep.tracking.store import experiment_id, tracking_uri
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_name: str
+    metrics: dict[str, float]
+    skipped: dict[str, str] = field(default_factory=dict)
+    report: str = ""  # the run's report.md
+
+
+class Stopwatch:
+    """Wall time per stage, logged as `time_<stage>_s`; each stage's start and end also go to the log (under
+    Hydra, the console), so a long fit shows where it is."""
+
+    LONG = ("reduce", "cluster")  # the fits: said at INFO; the other stages at DEBUG
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        level = logging.INFO if stage in self.LONG else logging.DEBUG
+        log.log(level, "%s …", stage)
+        try:
+            yield
+        finally:
+            self.times[f"time_{stage}_s"] = took = time.perf_counter() - start
+            log.log(level, "%s done in %.1f s", stage, took)
+
+
+def run_name(cfg: DictConfig) -> str:
+    return f"{cfg.reducer.label}-{cfg.clusterer.label}"
+
+
+@dataclass
+class Prepared:
+    """A run checked and ready: everything known before the MLflow run is created."""
+
+    cfg: DictConfig
+    overrides: list[str]  # those that recreate its config with `python run.py`
+    clusterer: object
+    data: Dataset
+    uri: str
+    experiment_id: str
+    identity: str
+    watch: Stopwatch
+    start: float
+
+
+def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Prepared:
+    """Validate, build the estimators, load the data and reach the tracking store; no run is created yet.
+    `overrides`: those that make `cfg` (by default, this Hydra job's)."""
+    start = time.perf_counter()
+    clusterer = validate(cfg)["clusterer"]
+    watch = Stopwatch()
+    with watch("load"):
+        data = load(cfg.dataset, cfg.seed)
+    uri = tracking_uri(cfg)
+    exp_id = experiment_id(uri, cfg.tracking.experiment)
+    given = runs.command_overrides() if overrides is None else overrides
+    return Prepared(cfg, given, clusterer, data, uri, exp_id, identity(cfg, data.sha256), watch, start)
+
+
+def run(cfg: DictConfig, tags: dict[str, str] | None = None) -> RunResult:
+    """Validate, load, then fit and log one run, and print its report; returns its id and metrics."""
+    result = execute(prepare(cfg), tags)
+    print(f"{result.report}\nrun {result.run_name} ({result.run_id}) logged to {redact(tracking_uri(cfg))}", flush=True)
+    return result
+
+
+def execute(prep: Prepared, tags: dict[str, str] | None = None, parent: str | None = None) -> RunResult:
+    """Open the MLflow run (under `parent`, if given) and fill it; a failure is recorded on it and re-raised."""
+    name = run_name(prep.cfg)
+    own = runs.computation_tags(prep.identity, prep.data.sha256, prep.overrides)
+    with runs.tracked(
+        prep.uri, prep.experiment_id, name, tags={**own, **(tags or {})}, params=prep.cfg, parent=parent
+    ) as run:
+        scores, skipped, md = _fit_and_log(run, prep)
+        prep.watch.times["time_total_s"] = time.perf_counter() - prep.start
+        run.log(metrics=prep.watch.times)
+    return RunResult(run.run_id, name, {**scores, **prep.watch.times}, skipped, md)
+
+
+def _fit_and_log(run: runs.Run, prep: Prepared) -> tuple[dict[str, float], dict[str, str], str]:
+    """Fit, score, draw and log; returns (metrics, {metric: why it was left out}, the report's markdown)."""
+    cfg, data, clusterer, watch = prep.cfg, prep.data, prep.clusterer, prep.watch
+    with watch("reduce"):
+        reducer, Z_train, Z_test, mse, hit = cache.fit_reducer(cfg, data.sha256, prep.uri)
+        has_spectrum = reduce.explained_variance(reducer) is not None
+        evr = cache.spectrum(cfg, data.sha256, prep.uri) if has_spectrum else None
+    idx = cluster.fit_rows(cfg.clusterer.get("n_fit"), len(Z_train), cfg.seed)
+    with watch("cluster"):
+        fit_clusters = cluster.fit(clusterer, Z_train[idx])
+    with watch("assign"):
+        test_clusters = cluster.assign(clusterer, Z_train[idx], fit_clusters, Z_test)
+    f = Fitted(reducer, clusterer, Z_train, Z_test, idx, fit_clusters, test_clusters, evr)
+    with watch("metrics"):
+        space = Z_train if cfg.metrics.space == "embedding" else cache.common_space(cfg, data.sha256, prep.uri)
+        m, skipped = metrics.score(
+            data.y_train[idx],
+            fit_clusters,
+            data.y_test,
+            test_clusters,
+            space[idx],
+            cfg.metrics.silhouette_sample_size,
+            cfg.metrics.modularity_sample_size,
+            cfg.seed,
+        )
+        extra = {
+            "inertia": getattr(clusterer, "inertia_", None),
+            "eps": getattr(clusterer, "eps_", None),
+            "explained_variance": reduce.explained_variance(reducer),
+            "k95": None if evr is None else reduce.k95(evr),
+            "reconstruction_mse": mse,
+            "n_fit": len(idx),
+        }
+        m.update({k: float(v) for k, v in extra.items() if v is not None})
+    # The scores with their tags first, so no later failure loses them, then every file in one upload.
+    run.log(
+        metrics=m,
+        tags={"cache.reducer": "hit" if hit else "miss", **{f"skipped.{k}": why for k, why in skipped.items()}},
+    )
+    md = markdown.run_report(
+        run.name, m, data.y_test, test_clusters, list(data.class_names), cfg.reducer.name, cfg.reducer.get("k")
+    )
+    with run.artifacts() as out:
+        (out / "report.md").write_text(md)
+        (out / "config.yaml").write_text(redact(OmegaConf.to_yaml(cfg, resolve=True)))
+        (out / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create([redact(o) for o in prep.overrides])))
+        own_evr = getattr(reducer, "explained_variance_ratio_", None)
+        if own_evr is not None:  # the sweep's summary compares the linear reducers' spectra
+            (out / "spectrum.json").write_text(json.dumps({"explained_variance_ratio": [float(v) for v in own_evr]}))
+        if cfg.plots.enabled:
+            with watch("plots"):
+                (out / "plots").mkdir()
+                for fname, html in pages(cfg, data, f).items():
+                    (out / "plots" / f"{fname}.html").write_text(html, encoding="utf-8")
+    return m, skipped, md

@@ -1,0 +1,175 @@
+"""The one way a run is opened, filled and closed. Every run clustersweep makes — a single run, a sweep's or a
+search's children and their parent, an EDA run, the seed notebook's runs — is opened by `start` (or `tracked`, its
+context manager), so every run carries the same standard tags:
+
+- `STANDARD_TAGS`: the code (`git.commit`, `git.dirty`, `code.version`), the `command`, and the process that owns
+  the run (`process.host`, `process.pid`), which tells a live RUNNING run from an orphan (`is_orphaned`); plus
+  MLflow's own context tags (`mlflow.user`, `mlflow.source.*`);
+- `COMPUTATION_TAGS`, on a run that computes from data (every run but a parent): what makes it the computation it
+  is (`config.identity`, `data.sha256`) and the command line's overrides (`hydra.overrides`).
+
+A failure is recorded the same way everywhere (`Run.fail`): tag `error`, artifact `error.txt`, status FAILED
+(KILLED on Ctrl-C). Artifacts go up as one folder per call (`Run.artifacts`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
+from mlflow.utils.time import get_current_time_millis
+from omegaconf import DictConfig
+
+from clustersweep.errors import one_line
+from clustersweep.tracking.identity import code_version, flat_params, git_state
+from clustersweep.tracking.redact import command_line, redact
+
+STANDARD_TAGS = ("git.commit", "git.dirty", "code.version", "command", "process.host", "process.pid")
+COMPUTATION_TAGS = ("config.identity", "data.sha256", "hydra.overrides")
+ERROR_CHARS = 5000  # MLflow's limit on a tag value
+
+
+def process_tags() -> dict[str, str]:
+    """Which process owns a RUNNING run, so a later sweep can tell a live run from one whose process died."""
+    return {"process.host": socket.gethostname(), "process.pid": str(os.getpid())}
+
+
+def standard_tags() -> dict[str, str]:
+    return {**git_state(), "code.version": code_version(), "command": command_line(), **process_tags()}
+
+
+def command_overrides() -> list[str]:
+    """The overrides of this Hydra job, as typed on the command line ([] outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def computation_tags(identity: str, data_sha256: str, overrides: list[str]) -> dict[str, str]:
+    """The tags of a run that computes from data; `overrides` are those that recreate its config with
+    `python run.py` (secrets masked)."""
+    return {"config.identity": identity, "data.sha256": data_sha256, "hydra.overrides": redact(" ".join(overrides))}
+
+
+def is_orphaned(tags: Mapping[str, str]) -> bool:
+    """True for a run whose process was on this host and is gone (kill -9, power loss)."""
+    if tags.get("process.host") != socket.gethostname() or not tags.get("process.pid", "").isdigit():
+        return False
+    try:
+        os.kill(int(tags["process.pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def describe(e: BaseException) -> str:
+    """An error as its `error` tag says it: type and message in one line, secrets masked."""
+    message = one_line(e)
+    text = type(e).__name__ if message == type(e).__name__ else f"{type(e).__name__}: {message}"
+    return redact(text)[:ERROR_CHARS]
+
+
+@dataclass(frozen=True)
+class Run:
+    """An MLflow run this process opened (or reopened): everything is logged through it."""
+
+    client: MlflowClient
+    run_id: str
+    name: str
+
+    def log(
+        self,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> None:
+        """Metrics, tags and params in one call (MLflow splits it into batches; each is one transaction)."""
+        now = get_current_time_millis()
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+            params=[Param(k, str(v)) for k, v in (params or {}).items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
+
+    @contextmanager
+    def artifacts(self, path: str | None = None) -> Iterator[Path]:
+        """A temporary folder to write files into; on leaving the block, all of it goes up (under `path`)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            yield Path(tmp)
+            self.client.log_artifacts(self.run_id, tmp, path)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status)
+
+    def fail(self, error: BaseException) -> None:
+        """Record the error (tag `error`, `error.txt` with the traceback) and end the run FAILED, or KILLED when
+        it was Ctrl-C."""
+        self.client.set_tag(self.run_id, "error", describe(error))
+        self.client.log_text(self.run_id, redact("".join(traceback.format_exception(error))), "error.txt")
+        self.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+
+
+def start(
+    uri: str,
+    experiment_id: str,
+    name: str,
+    *,
+    tags: Mapping[str, str] | None = None,
+    params: DictConfig | None = None,
+    parent: str | None = None,
+) -> Run:
+    """Open a run with the standard tags, the given ones (`computation_tags` for a run that computes), under
+    `parent` if given, with `params` (a config) flattened."""
+    client = MlflowClient(uri)
+    all_tags = resolve_tags({**standard_tags(), **(tags or {})})
+    if parent:
+        all_tags["mlflow.parentRunId"] = parent
+    run = Run(client, client.create_run(experiment_id, run_name=redact(name), tags=all_tags).info.run_id, name)
+    if params is not None:
+        run.log(params=flat_params(params))
+    return run
+
+
+def reopen(uri: str, run_id: str, tags: Mapping[str, str] | None = None) -> Run:
+    """A run opened earlier (a search's parent, resumed), RUNNING again and owned by this process."""
+    client = MlflowClient(uri)
+    client.update_run(run_id, status="RUNNING")
+    run = Run(client, run_id, client.get_run(run_id).info.run_name)
+    run.log(tags={**standard_tags(), **(tags or {})})
+    return run
+
+
+@contextmanager
+def tracked(uri: str, experiment_id: str, name: str, **kwargs) -> Iterator[Run]:
+    """`start` as a block: the run is FINISHED when the block ends, FAILED (KILLED on Ctrl-C) with the error
+    recorded when it raises; the error goes on."""
+    run = start(uri, experiment_id, name, **kwargs)
+    try:
+        yield run
+    except BaseException as e:
+        run.fail(e)
+        raise
+    run.finish()
+
+
+def reap_orphans(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark KILLED the runs left RUNNING by a process that no longer exists (kill -9); returns their names."""
+    reaped = []
+    for r in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=5000):
+        if is_orphaned(r.data.tags):
+            client.set_tag(r.info.run_id, "error", "its process ended without closing the run (killed)")
+            client.set_terminated(r.info.run_id, "KILLED")
+            reaped.append(r.info.run_name)
+    return reaped

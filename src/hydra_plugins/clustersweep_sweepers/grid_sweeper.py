@@ -1,0 +1,19 @@
+"""clustersweep's grid sweeper (the sweeper of `python run.py -m …`), here because Hydra loads sweepers only from
+`hydra_plugins`: Hydra's basic sweeper run inside one tracked parent run (the logic is clustersweep.app.sweep)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+
+class GridSweeper(BasicSweeper):
+    """Every combination of the swept values, each job a child run of the sweep's one parent run."""
+
+    def sweep(self, arguments: Sequence[str]) -> Any:
+        from clustersweep.app.sweep import tracked_sweep
+
+        with tracked_sweep(self.config):
+            return super().sweep(arguments)
