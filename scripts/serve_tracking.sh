@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start an MLflow tracking server for a team's sweeps (README, Running on a cluster).
+# Start an MLflow tracking server for a team's sweeps (docs/cluster.md).
 #   bash scripts/serve_tracking.sh [--host 127.0.0.1] [--port 5000] [--store mlruns/server] [mlflow server options…]
 # Bound to loopback unless --host says otherwise; SQLite backend store <store>/mlflow.db; artifacts under
 # <store>/artifacts, proxied by the server (--serve-artifacts): clients only need its URL. Other options pass to

@@ -24,6 +24,6 @@ if command -v apt-get >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null
   python -m clustersweep.data fetch
 else
-  echo "setup: no data source worked and apt-get is not available; set dataset.path (see README)" >&2
+  echo "setup: no data source worked and apt-get is not available; set dataset.path (docs/reference.md)" >&2
   exit 1
 fi

@@ -26,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -122,9 +123,20 @@ def check_settings(config: DictConfig) -> None:
 def _study_parent(cfg: DictConfig, study: str):
     """The parent run a search's study already has (an interrupted or finished search), if any."""
     uri = tracking_uri(cfg)
-    exp_id = experiment_id(uri, cfg.tracking.experiment)
-    found = MlflowClient(uri).search_runs([exp_id], f"tags.`sweep.study` = '{study}'", max_results=1)
+    with _store_errors(cfg):
+        exp_id = experiment_id(uri, cfg.tracking.experiment)
+        found = MlflowClient(uri).search_runs([exp_id], f"tags.`sweep.study` = '{study}'", max_results=1)
     return found[0] if found else None
+
+
+@contextmanager
+def _store_errors(config: DictConfig) -> Iterator[None]:
+    """A store MLflow cannot use (not a database, a folder that cannot be made) is one line, not a traceback."""
+    try:
+        yield
+    except MlflowException as e:
+        uri = redact(tracking_uri(app_config(config)))
+        raise ConfigError(f"tracking store {uri} unusable: {one_line(e)}") from None
 
 
 def app_config(config: DictConfig) -> DictConfig:
@@ -232,7 +244,8 @@ def tracked_sweep(config: DictConfig) -> Iterator[Parent]:
     """Check the sweep's settings, open its parent run, run the sweep, and close the parent however it ends."""
     check_settings(config)
     jobs = job_overrides(config)
-    parent = Parent.open(config, len(jobs) or None)
+    with _store_errors(config):
+        parent = Parent.open(config, len(jobs) or None)
     try:
         yield parent
     except KeyboardInterrupt:
@@ -242,7 +255,7 @@ def tracked_sweep(config: DictConfig) -> Iterator[Parent]:
         parent.abort("FAILED")
         raise ConfigError(
             f"{one_line(e)} — in a sweep, a key that only some choices have cannot be swept across "
-            "them: run one sweep per choice (README, Sweeps)"
+            "them: run one sweep per choice (README, Sweeps and searches)"
         ) from None
     except BaseException:
         parent.abort("FAILED")

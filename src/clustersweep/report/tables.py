@@ -132,7 +132,7 @@ def criteria(df: pd.DataFrame) -> pd.DataFrame:
     that 1 means it orders the runs as the labels do). Best tracker of NMI first.
 
     For choosing a search's objective on a labelled dataset *other* than the one it will search, so that the
-    searched data's labels never steer the choice (README, "Choosing the objective")."""
+    searched data's labels never steer the choice (docs/results.md, "Choosing the objective")."""
     ok = df[df.status == "FINISHED"] if "status" in df else df
     if "metrics.space" in ok:
         ok = ok[ok["metrics.space"] == "common"]

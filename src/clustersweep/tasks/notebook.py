@@ -184,7 +184,7 @@ def reduction_run(cfg: DictConfig, parent: str) -> dict:
     own = OmegaConf.create(
         {"task": "reduction", "dataset": cfg.dataset, "seed": cfg.seed, "notebook": steps, "plots": cfg.plots}
     )
-    tags = {**runs.computation_tags(identity(own, data.sha256), data.sha256, runs.command_overrides())}
+    tags = runs.computation_tags(identity(own, data.sha256), data.sha256, runs.command_overrides())
     exp_id = experiment_id(uri, cfg.tracking.experiment)
     with runs.tracked(
         uri, exp_id, "reduction-pca-svd", tags={**tags, "task": "reduction"}, params=own, parent=parent

@@ -14,12 +14,12 @@ A failure is recorded the same way everywhere (`Run.fail`): tag `error`, artifac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
 import traceback
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +103,7 @@ class Run:
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
 
-    @contextmanager
+    @contextlib.contextmanager
     def artifacts(self, path: str | None = None) -> Iterator[Path]:
         """A temporary folder to write files into; on leaving the block, all of it goes up (under `path`)."""
         with tempfile.TemporaryDirectory() as tmp:
@@ -151,15 +151,17 @@ def reopen(uri: str, run_id: str, tags: Mapping[str, str] | None = None) -> Run:
     return run
 
 
-@contextmanager
+@contextlib.contextmanager
 def tracked(uri: str, experiment_id: str, name: str, **kwargs) -> Iterator[Run]:
     """`start` as a block: the run is FINISHED when the block ends, FAILED (KILLED on Ctrl-C) with the error
-    recorded when it raises; the error goes on."""
+    recorded when it raises; the error goes on — also when the store cannot take the record (it went away): the
+    run then stays RUNNING until its process is gone and a sweep marks it KILLED."""
     run = start(uri, experiment_id, name, **kwargs)
     try:
         yield run
     except BaseException as e:
-        run.fail(e)
+        with contextlib.suppress(Exception):
+            run.fail(e)
         raise
     run.finish()
 
