@@ -1,7 +1,6 @@
 """Entry point: `python run.py [overrides]` for one run, `python run.py -m …` for a sweep. See README.md."""
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from clustersweep.app.cli import guarded, user_errors
@@ -20,9 +19,6 @@ def main(cfg: DictConfig) -> float | None:
     with user_errors():
         if cfg.task not in TASKS:
             raise ConfigError(f"task={cfg.task!r} is not allowed: expected one of {', '.join(TASKS)}")
-        search = HydraConfig.get().runtime.choices.get("search")
-        if search not in (None, "grid"):
-            raise ConfigError(f"search={search} is a search over many runs: run it with -m")
         TASKS[cfg.task](cfg)
 
 

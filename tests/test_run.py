@@ -107,7 +107,6 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
         (["reducer.k=abc"], "reducer.k='abc' is not allowed"),
         (["clusterer.K=[1"], "no viable alternative at input '[1'"),
         (["dataset=fashion_mnist", "dataset.path=/nonexistent"], "/nonexistent"),
-        (["search=pca_kmeans"], "search=pca_kmeans is a search over many runs: run it with -m"),
         # A sweep that would not do what it says is refused before its parent run exists.
         (["-m", "task=eda"], "task=eda cannot run under -m (a sweep's jobs are clustering runs): it is one run"),
         (["-m", "+experiment=seed_notebook"], "task=notebook cannot run under -m"),
