@@ -1,9 +1,10 @@
 """A sweep's lifetime: a Hydra multirun is one MLflow parent run with a child run per job (`app.job`).
 
-- The sweepers (`hydra_plugins.clustersweep_sweepers`: the grid of `-m`, and a search's study) run their sweep
-  inside `tracked_sweep`, which checks the sweep's settings, opens the parent and always closes it: FINISHED, or
-  FAILED when a job failed (then `JobsFailed`: exit 1), KILLED on Ctrl-C, FAILED on a crash. A sweep stopped
-  before any job ran (a job's config did not compose) leaves no run: its parent is deleted.
+- The sweepers (`hydra_plugins.clustersweep_sweepers`: the grid of `-m`, and a search's study) check the sweep's
+  settings when they are set up (`check_settings`) and run it inside `tracked_sweep`, which opens the parent and
+  always closes it: FINISHED, or FAILED when a job failed (then `JobsFailed`: exit 1), KILLED on Ctrl-C, FAILED
+  on a crash. A sweep stopped before any job ran (a job's config did not compose) leaves no run: its parent is
+  deleted.
 - The parent, the job count and the sweep's start reach the jobs through environment variables, which launcher
   processes (joblib) inherit and Ray workers get through Ray's runtime_env.
 - Runs left RUNNING by a dead process are marked KILLED when a sweep starts (`runs.reap_orphans`).
@@ -241,8 +242,8 @@ class Parent:
 
 @contextmanager
 def tracked_sweep(config: DictConfig) -> Iterator[Parent]:
-    """Check the sweep's settings, open its parent run, run the sweep, and close the parent however it ends."""
-    check_settings(config)
+    """Open the sweep's parent run, run the sweep, and close the parent however it ends (the sweepers have
+    checked the sweep's settings in their setup: `check_settings`)."""
     jobs = job_overrides(config)
     with _store_errors(config):
         parent = Parent.open(config, len(jobs) or None)
