@@ -4,9 +4,9 @@ import pytest
 from hydra.utils import instantiate
 from sklearn.base import BaseEstimator
 
+from clustersweep.config.names import run_name
 from clustersweep.config.validate import validate
 from clustersweep.errors import ConfigError
-from clustersweep.tasks.cluster import run_name
 
 
 @pytest.mark.parametrize("reducer", ["pca", "svd", "none", "umap", "pca_umap", "patches_umap"])
@@ -111,7 +111,10 @@ def test_a_pipeline_reducer_feeds_its_short_keys_to_each_step(make_cfg):
     cfg = make_cfg("reducer=pca_umap", "reducer.pca_k=20", "reducer.k=3", "reducer.n_neighbors=7", "seed=5")
     pca, umap = (step for _, step in instantiate(cfg.reducer.estimator).steps)
     assert (pca.n_components, umap.n_components, umap.n_neighbors, umap.random_state) == (20, 3, 7, 5)
-    assert run_name(cfg) == "pca20-umap-k3-n7-d0.0-kmeans-K4"
+    assert (
+        run_name(cfg)
+        == "pca20-umap-k3-n7-d0.0-kmeans-K4-n_init2-metrics.silhouette_sample_size300-plots.scatter_points200-seed5"
+    )  # every value its label does not show
     cfg = make_cfg("reducer=patches_umap", "reducer.n_filters=9", "reducer.patch=4", "reducer.pool=2", "seed=5")
     codes, _, pca, umap = (step for _, step in instantiate(cfg.reducer.estimator).steps)
     assert (codes.n_filters, codes.patch, codes.pool, codes.random_state, tuple(codes.image_shape)) == (
@@ -122,3 +125,22 @@ def test_a_pipeline_reducer_feeds_its_short_keys_to_each_step(make_cfg):
         (28, 28),
     )
     assert (pca.n_components, umap.n_neighbors, umap.random_state) == (50, 15, 5)
+
+
+def test_different_configurations_get_different_run_names(make_cfg):
+    """Every value a label does not show, compactly; a resolved snapshot (a logged config.yaml) names the same."""
+    from omegaconf import OmegaConf
+
+    overrides = [[], ["seed=0"], ["dataset.n_train=5000"], ["reducer.estimator.svd_solver=covariance_eigh"]]
+    names = [run_name(make_cfg(*o, tiny=False)) for o in overrides]
+    assert names == [
+        "pca-k100-kmeans-K12",
+        "pca-k100-kmeans-K12-seed0",
+        "pca-k100-kmeans-K12-n_train5000",
+        "pca-k100-kmeans-K12-svd_solver=covariance_eigh",
+    ]
+    cfg = make_cfg("reducer.k=50", "metrics.space=embedding", "compute.threads=1", tiny=False)
+    assert run_name(cfg) == "pca-k50-kmeans-K12-compute.threads1-metrics.space=embedding"  # k: shown by the label
+    snapshot = OmegaConf.create(OmegaConf.to_yaml(cfg, resolve=True))
+    assert run_name(snapshot) == run_name(cfg)
+    assert run_name(make_cfg("tracking.experiment=other", "sweep.select_by=modularity", tiny=False)) == names[0]

@@ -134,3 +134,18 @@ def test_criteria_judge_each_label_free_metric_by_how_it_ranks_the_runs():
     assert table["rank corr. with nmi"].tolist() == pytest.approx([1.0, 0.8, -1.0])
     assert table["rank corr. with acc_hungarian"].tolist() == pytest.approx([-1.0, -0.8, 1.0])
     assert tables.criteria(df.head(2)).empty  # fewer than 3 runs judge nothing
+
+
+def test_best_never_picks_a_degenerate_run():
+    df = pd.DataFrame(
+        {
+            "run_name": ["two tight clusters, 70% noise", "ten clusters", "twelve clusters"],
+            "status": ["FINISHED"] * 3,
+            "degenerate": ["70% of the points are noise (metrics.max_noise=0.5)", None, None],
+            "silhouette": [0.9, 0.3, 0.2],
+            "davies_bouldin": [0.1, 1.2, 1.0],
+        }
+    )
+    assert tables.best(df, "silhouette").run_name == "ten clusters"
+    assert tables.best(df, "davies_bouldin").run_name == "twelve clusters"  # lower is better
+    assert tables.best(df[df.degenerate.notna()], "silhouette") is None

@@ -92,8 +92,8 @@ def test_ray_launcher_gives_the_basic_launchers_metrics_and_reuses_its_cache(ray
         by_launcher[which][c.info.run_name] = scores
     assert len(by_launcher["ray"]) == 2 and by_launcher["ray"].keys() == by_launcher["basic"].keys()
     for name, scores in by_launcher["ray"].items():
-        # Same labels, so the same scores; inertia is a float32 sum whose last digits move with the thread count.
-        assert scores == pytest.approx(by_launcher["basic"][name], rel=1e-6, abs=1e-12), name
+        # Every fit and score on compute.threads threads, in a Ray worker as in this process: the same numbers.
+        assert scores == pytest.approx(by_launcher["basic"][name], rel=1e-9, abs=1e-9), name
     ray_children = [c for c in children if c.data.tags["mlflow.parentRunId"] == ray_parent]
     driver_pids = {p.data.tags["process.pid"] for p in parents}
     assert not driver_pids & {c.data.tags["process.pid"] for c in ray_children}  # the jobs ran in Ray workers

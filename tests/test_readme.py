@@ -80,12 +80,12 @@ def test_every_run_py_command_of_the_readme_composes_and_validates(args):
 
 # README commands that other tests run in the same form, on tiny data: each names the test.
 ELSEWHERE = {
-    "hydra/launcher=joblib": "test_sweep.py::test_joblib_launcher_two_workers_one_store",
+    "hydra/launcher=joblib": "test_sweep.py::test_the_launcher_changes_no_metric",
     "search=pca_kmeans": "test_search.py::test_an_interrupted_search_resumes_with_only_the_missing_trials",
     "search=patches_umap_gmm": "test_search.py::test_a_search_sets_its_objective_and_names_its_study_after_it",
     "reducer=patches_umap": "test_methods.py::test_a_umap_chain_runs_is_cached_and_skips_reconstruction",
     "+experiment=seed_notebook": "test_notebook.py::test_seed_notebook_experiment_end_to_end_on_synthetic",
-    "scripts/reproduce.py": "test_run.py::test_reproduce_round_trip",
+    "scripts/reproduce.py": "test_run.py::test_reproduce_round_trip_and_a_run_from_another_machine",
     "--leaderboard": "test_methods.py::test_leaderboard_lists_each_familys_best_by_the_label_free_metric",
     "mlflow ui": "test_server.py::test_a_joblib_sweep_logs_runs_metrics_and_artifacts_to_the_server_and_no_secret",
 }

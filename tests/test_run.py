@@ -44,12 +44,13 @@ def test_run_logs_params_metrics_tags_artifacts_and_name(store):
     assert len(found) == 1
     r = found[0]
     assert r.info.status == "FINISHED"
-    assert r.info.run_name == "pca-k8-kmeans-K4"
+    name = "pca-k8-kmeans-K4-n_init2-metrics.silhouette_sample_size300-plots.scatter_points200"
+    assert r.info.run_name == name
     assert REQUIRED <= set(r.data.metrics)
     assert r.data.metrics["ari"] > 0.5 and r.data.metrics["n_clusters"] == 4
     report = client.download_artifacts(r.info.run_id, "report.md", str(Path(store[10:]).parent))
     assert Path(report).read_text().strip() in res.stdout  # the run's report is printed, then where it went
-    assert f"run pca-k8-kmeans-K4 ({r.info.run_id}) logged to {store}" in res.stdout
+    assert f"run {name} ({r.info.run_id}) logged to {store}" in res.stdout
     assert f"ARI {r.data.metrics['ari']:.3f}" in res.stdout
     p = r.data.params
     assert p["reducer.k"] == "8" and p["clusterer.K"] == "4" and p["seed"] == "42"
@@ -139,22 +140,30 @@ def test_corrupt_data_file_is_refused_in_one_line(store, tmp_path):
     assert runs(store, "fashion-mnist")[1] == []
 
 
-def test_reproduce_round_trip(store):
-    assert run_py(*TINY_ARGS, store=store).returncode == 0
-    _, (r,) = runs(store)
+def test_reproduce_round_trip_and_a_run_from_another_machine(store):
     import subprocess
 
-    res = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "reproduce.py"), r.info.run_id, "--tracking-uri", store],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    assert run_py(*TINY_ARGS, store=store).returncode == 0
+    client, (r,) = runs(store)
+
+    def reproduce() -> subprocess.CompletedProcess:
+        cmd = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), r.info.run_id, "--tracking-uri", store]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+    res = reproduce()
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "ari" in res.stdout and " NO" not in res.stdout
+    assert "ari" in res.stdout and " NO" not in res.stdout and "machine." not in res.stdout
     _, both = runs(store)
     assert len(both) == 2 and {x.info.status for x in both} == {"FINISHED"}
     assert any(x.data.tags.get("reproduces") == r.info.run_id for x in both)
+    assert {"machine.cpu", "machine.cores", "machine.blas", "machine.threads"} <= set(r.data.tags)
+    client.log_metric(r.info.run_id, "ari", r.data.metrics["ari"] + 0.01)  # a logged figure the rerun will not match
+    res = reproduce()
+    assert res.returncode == 1 and " NO" in res.stdout, res.stdout + res.stderr  # same machine: a real mismatch
+    client.set_tag(r.info.run_id, "machine.cpu", "Fake CPU 9000")
+    res = reproduce()
+    assert res.returncode == 3, res.stdout + res.stderr  # another CPU: said, and its own exit code
+    assert f"machine.cpu: logged on 'Fake CPU 9000', rerun on '{r.data.tags['machine.cpu']}'" in res.stdout
 
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Fashion-MNIST not installed")

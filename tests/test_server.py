@@ -128,7 +128,9 @@ def test_a_server_dying_mid_sweep_fails_the_jobs_that_cannot_log_and_a_rerun_doe
         "plots.enabled=false",
         *server_args("server-fault", tmp_path),
     ]
-    names = sorted(f"pca-k4-kmeans-K{k}" for k in range(2, 6))
+    names = sorted(
+        f"pca-k4-kmeans-K{k}-n_init20-metrics.silhouette_sample_size200-plots.enabled=false" for k in range(2, 6)
+    )
     out = tmp_path / "hydra"
     proc = start_run_py("-m", *grid, store=mlflow_server.uri, out=out)
     try:

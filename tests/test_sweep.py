@@ -6,6 +6,7 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from conftest import read_until, run_py, runs, start_run_py
 from mlflow.tracking import MlflowClient
 
@@ -34,11 +35,12 @@ def test_grid_sweep_makes_a_parent_with_named_children_and_a_summary(store):
     assert parent.info.status == "FINISHED"
     assert "reducer=pca,svd" in parent.data.tags["sweep.overrides"] and parent.data.tags["sweep.dir"]
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    suffix = "-n_init2-metrics.silhouette_sample_size200-plots.scatter_points100"  # GRID's values no label shows
     assert sorted(c.info.run_name for c in children) == [
-        "pca-k4-kmeans-K3",
-        "pca-k8-kmeans-K3",
-        "svd-k4-kmeans-K3",
-        "svd-k8-kmeans-K3",
+        f"pca-k4-kmeans-K3{suffix}",
+        f"pca-k8-kmeans-K3{suffix}",
+        f"svd-k4-kmeans-K3{suffix}",
+        f"svd-k8-kmeans-K3{suffix}",
     ]
     assert {c.info.status for c in children} == {"FINISHED"}
     assert "[4/4]" in res.stdout and "4 finished, 0 failed" in res.stdout
@@ -83,6 +85,7 @@ def test_kill_9_then_rerun_finishes_exactly_the_missing_jobs(store, tmp_path):
         "clusterer.n_init=20",
         "metrics.silhouette_sample_size=200",
     ]
+    suffix = "-n_init20-metrics.silhouette_sample_size200"
     proc = start_run_py("-m", *grid, store=store, out=tmp_path / "hydra", new_session=True)
     read_until(proc, lambda seen: seen.count("finished in") >= 2, timeout=120)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -93,27 +96,29 @@ def test_kill_9_then_rerun_finishes_exactly_the_missing_jobs(store, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     _, parents, children = sweep_runs(store)
     finished = [c.info.run_name for c in children if c.info.status == "FINISHED"]
-    assert sorted(finished) == sorted(f"pca-k4-kmeans-K{k}" for k in range(2, 8))  # all six, none twice
+    assert sorted(finished) == sorted(f"pca-k4-kmeans-K{k}{suffix}" for k in range(2, 8))  # all six, none twice
     assert "RUNNING" not in {r.info.status for r in [*parents, *children]}
 
 
-def test_joblib_launcher_two_workers_one_store(store):
-    grid = [
-        "dataset=synthetic",
-        "reducer=pca,svd",
-        "reducer.k=4,8",
-        "clusterer.K=3,4",
-        "clusterer.n_init=2",
-        "metrics.silhouette_sample_size=200",
-        "plots.scatter_points=100",
-    ]
-    res = run_py("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *grid, store=store)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "locked" not in res.stdout + res.stderr
-    _, (parent,), children = sweep_runs(store)
-    assert len(children) == 8 and {c.info.status for c in children} == {"FINISHED"}
-    assert len({c.data.tags["process.pid"] for c in children}) == 2  # two worker processes
-    assert parent.info.status == "FINISHED"
+def test_the_launcher_changes_no_metric(store):
+    """The thread count changes randomized PCA's last digits and K-Means' optimum; every fit runs on
+    `compute.threads`, however many jobs run at once, so the launcher changes nothing."""
+    args = ["dataset=synthetic", "reducer.k=8", "clusterer.n_init=2", "plots.enabled=false"]
+    assert run_py(*args, "clusterer.K=4", store=store).returncode == 0
+    again = ["clusterer.K=4,5", "sweep.rerun_finished=true"]
+    basic = run_py("-m", *args, *again, store=store)
+    assert basic.returncode == 0, basic.stdout + basic.stderr
+    joblib = run_py("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *args, *again, store=store)
+    assert joblib.returncode == 0, joblib.stdout + joblib.stderr
+    assert "locked" not in joblib.stdout + joblib.stderr
+    _, parents, children = sweep_runs(store)
+    newest = max(parents, key=lambda p: p.info.start_time).info.run_id
+    assert len({c.data.tags["process.pid"] for c in children if c.data.tags["mlflow.parentRunId"] == newest}) == 2
+    same = [r for r in runs(store)[1] if r.info.run_name == "pca-k8-kmeans-K4-n_init2-plots.enabled=false"]
+    assert len(same) == 3 and len({r.data.tags["config.identity"] for r in same}) == 1
+    scores = [{k: v for k, v in r.data.metrics.items() if not k.startswith("time_")} for r in same]
+    for other in scores[1:]:
+        assert other == pytest.approx(scores[0], rel=1e-9, abs=1e-9)
 
 
 def test_second_sweep_hits_the_reducer_cache(store):
@@ -145,8 +150,9 @@ def test_ctrl_c_marks_the_running_job_and_the_parent_killed(store, tmp_path):
         "clusterer.n_init=50",
         "metrics.silhouette_sample_size=200",
     ]
+    suffix = "-n_init50-metrics.silhouette_sample_size200"
     proc = start_run_py("-m", *grid, store=store, out=tmp_path / "hydra")
-    seen = read_until(proc, lambda seen: "[2/6] pca-k4-kmeans-K3 … started" in seen, timeout=120)
+    seen = read_until(proc, lambda seen: f"[2/6] pca-k4-kmeans-K3{suffix} … started" in seen, timeout=120)
     seen = read_until(proc, lambda seen: seen.rstrip().endswith("cluster …"), seen, timeout=120)  # job 2 is fitting
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
@@ -154,7 +160,7 @@ def test_ctrl_c_marks_the_running_job_and_the_parent_killed(store, tmp_path):
     _, (parent,), children = sweep_runs(store)
     assert parent.info.status == "KILLED"
     status = {c.info.run_name: c.info.status for c in children}
-    assert status["pca-k4-kmeans-K2"] == "FINISHED" and status["pca-k4-kmeans-K3"] == "KILLED", status
+    assert status[f"pca-k4-kmeans-K2{suffix}"] == "FINISHED" and status[f"pca-k4-kmeans-K3{suffix}"] == "KILLED"
     assert "RUNNING" not in status.values() and len(status) == 2  # nothing launched after Ctrl-C
 
 
@@ -173,6 +179,38 @@ def test_a_lower_is_better_objective_names_the_same_best_run_everywhere(store):
     report = Path(client.download_artifacts(parent.info.run_id, "report.md", str(Path(store[10:]).parent))).read_text()
     said = f"**Best by davies_bouldin** (label-free): {lowest} — davies_bouldin {values[lowest]:.3f}"
     assert said in report and said in res.stdout
-    k = lowest.rsplit("K", 1)[1]
+    k = next(c for c in children if c.info.run_name == lowest).data.params["clusterer.K"]
     assert f"## kmeans: best K by davies_bouldin = {k}" in report
     assert "### " + lowest in report  # the best run's own report
+
+
+def test_degenerate_clusterings_are_tagged_said_and_never_the_best(store, make_cfg):
+    """One DBSCAN cluster, an all-noise HDBSCAN: each finishes, tagged `degenerate`, its report says so first and
+    has no per-class figures; a sweep's best is a real clustering."""
+    from clustersweep.tasks.cluster import run
+
+    args = ["dataset=synthetic", "reducer.k=8", "clusterer=dbscan", "plots.enabled=false"]
+    res = run_py("-m", *args, "clusterer.eps=0.8,100", store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    one, real = "pca-k8-dbscan-eps100-m5-plots.enabled=false", "pca-k8-dbscan-eps0.8-m5-plots.enabled=false"
+    assert f"{one} is degenerate: one cluster" in res.stdout + res.stderr
+    client, (parent,), children = sweep_runs(store)
+    by_name = {c.info.run_name: c for c in children}
+    assert by_name[one].data.tags["degenerate"] == "one cluster"
+    assert "degenerate" not in by_name[real].data.tags
+    assert parent.data.tags["best.run_name"] == real
+    folder = str(Path(store[10:]).parent)
+    report = Path(client.download_artifacts(by_name[one].info.run_id, "report.md", folder))
+    text = report.read_text()
+    assert (
+        text.splitlines()[2]
+        == "**Degenerate clustering: one cluster.** Not a clustering to interpret; no sweep picks it."
+    )
+    assert "Best separated" not in text and "1 cluster;" in text
+    noise = run(make_cfg("clusterer=hdbscan", "clusterer.min_cluster_size=400", "plots.enabled=false"))
+    tags = client.get_run(noise.run_id).data.tags
+    assert tags["degenerate"] == "no cluster: every point is noise"
+    assert (
+        noise.report.splitlines()[2].startswith("**Degenerate clustering: no cluster")
+        and "eps = nan" not in noise.report
+    )

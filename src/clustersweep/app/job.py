@@ -16,12 +16,12 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
-from threadpoolctl import threadpool_limits
 
 from clustersweep.app.cli import start_up
 from clustersweep.app.sweep import ENV_PARENT, ENV_START, ENV_TOTAL, TASK, UNLOGGED
+from clustersweep.config.names import run_name
 from clustersweep.errors import ConfigError, one_line
-from clustersweep.tasks.cluster import execute, prepare, run_name
+from clustersweep.tasks.cluster import execute, prepare
 from clustersweep.tracking import runs
 from clustersweep.tracking.identity import finished_twin
 from clustersweep.tracking.redact import redact
@@ -48,16 +48,15 @@ def job(cfg: DictConfig) -> float | None:
     try:
         if cfg.get("task") != TASK:
             raise ConfigError(f"task={cfg.get('task')} cannot run as a sweep's job: expected task={TASK}")
-        with threadpool_limits(limits=_threads_per_job(hc)):
-            prep = prepare(cfg)
-            done = None if cfg.sweep.rerun_finished else finished_twin(client, prep.experiment_id, prep.identity)
-            if done is not None:
-                if parent:
-                    client.set_tag(parent, f"skipped.{num}", done)
-                print(f"{head} … skipped: identical run {done} already finished", flush=True)
-                return client.get_run(done).data.metrics.get(cfg.sweep.select_by)
-            print(f"{head} … started", flush=True)
-            result = execute(prep, tags, parent=parent)
+        prep = prepare(cfg)
+        done = None if cfg.sweep.rerun_finished else finished_twin(client, prep.experiment_id, prep.identity)
+        if done is not None:
+            if parent:
+                client.set_tag(parent, f"skipped.{num}", done)
+            print(f"{head} … skipped: identical run {done} already finished", flush=True)
+            return client.get_run(done).data.metrics.get(cfg.sweep.select_by)
+        print(f"{head} … started", flush=True)
+        result = execute(prep, tags, parent=parent)
     except KeyboardInterrupt:
         print(f"{head} … killed", flush=True)
         raise
@@ -111,16 +110,6 @@ def _safe_name(cfg: DictConfig, hc: Any) -> str:
         return run_name(cfg)
     except Exception:  # noqa: BLE001 - a broken config still needs a name for its FAILED run
         return " ".join(hc.overrides.task) or f"job{hc.job.num}"
-
-
-def _threads_per_job(hc: Any) -> int | None:
-    """BLAS/OpenMP threads per job: the cores shared among parallel jobs (None: no limit)."""
-    n_jobs = hc.launcher.get("n_jobs") if "launcher" in hc else None
-    if not n_jobs:
-        return None
-    cores = os.cpu_count() or 1
-    n_jobs = cores if n_jobs < 0 else n_jobs
-    return max(1, cores // n_jobs)
 
 
 def _eta(num: int, total: str) -> str:

@@ -77,6 +77,11 @@ def _one_of(*allowed: str) -> Check:
     return check
 
 
+def _fraction(v: Any) -> str | None:
+    ok = isinstance(v, Real) and not isinstance(v, bool) and 0 < v <= 1
+    return None if ok else "a fraction in (0, 1]"
+
+
 def _percentile(v: Any) -> str | None:
     ok = isinstance(v, Real) and not isinstance(v, bool) and 0 < v <= 100
     return None if ok else "a percentile in (0, 100]"
@@ -98,6 +103,7 @@ def _rules(lim: Limits) -> dict[str, Check]:
     per_class = " (at least one per class)"
     return {
         "seed": _int_in(0, 2**32 - 1),
+        "compute.threads": _int_in(1),
         "dataset.n_train": _optional(_int_in(lim.n_classes, lim.size_train, per_class)),
         "dataset.n_test": _optional(_int_in(lim.n_classes, lim.size_test, per_class)),
         "reducer.k": _int_in(1, lim.n_features, " (the number of pixel features)"),
@@ -118,6 +124,8 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "metrics.silhouette_sample_size": _int_in(2),
         "metrics.modularity_sample_size": _int_in(NEIGHBOURS + 1, math.inf, " (more than the graph's neighbours)"),
         "metrics.space": _one_of("common", "embedding"),
+        "metrics.max_noise": _fraction,
+        "metrics.max_cluster_share": _fraction,
         "sweep.select_by": _SELECT_BY,
         "metrics.common_k": _int_in(1, lim.n_features, " (the number of pixel features)"),
         "plots.scatter_points": _int_in(1),

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from clustersweep.data.idx import fetch, one_line
 from clustersweep.errors import DataError
-
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+from clustersweep.paths import CONF_DIR
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,9 +52,13 @@ def run_report(
     class_names: list[str],
     reducer: str,
     k: int | None,
+    degenerate: str | None = None,
 ) -> str:
-    """The conclusions of one run."""
+    """The conclusions of one run; of a degenerate one (`metrics.degenerate`), that first, and no per-class
+    figures (they would read as success: a single cluster "separates" every class 100%)."""
     lines = [f"# {name}", ""]
+    if degenerate:
+        lines += [f"**Degenerate clustering: {degenerate}.** Not a clustering to interpret; no sweep picks it.", ""]
     if "explained_variance" in m and k is not None:
         lines.append(
             f"- **Reduction**: {reducer} with k={k} keeps {m['explained_variance']:.1%} of the variance"
@@ -62,9 +66,11 @@ def run_report(
         )
     if "reconstruction_mse" in m:
         lines.append(f"- Reconstruction MSE on test at k={k}: {m['reconstruction_mse']:.5f}.")
-    found = f"{int(m['n_clusters'])} clusters"
+    found = f"{int(m['n_clusters'])} cluster" + ("" if m["n_clusters"] == 1 else "s")
     if "noise_fraction" in m:
-        found += f", {m['noise_fraction']:.1%} of the fitted points noise (eps = {m.get('eps', float('nan')):.3g})"
+        found += f", {m['noise_fraction']:.1%} of the fitted points noise" + (
+            f" (eps = {m['eps']:.3g})" if "eps" in m else ""
+        )
     lines.append(
         f"- **Clustering**: {found}; silhouette {m['silhouette']:.3f} (label-free)."
         if "silhouette" in m
@@ -74,6 +80,8 @@ def run_report(
         f"- **Against the labels** (interpretation only): ARI {m['ari']:.3f}, NMI {m['nmi']:.3f}, "
         f"purity {m['purity']:.3f}, Hungarian accuracy {m['acc_hungarian']:.3f}."
     )
+    if degenerate:
+        return "\n".join(lines) + "\n"
     sep = separation(y_test, test_clusters, class_names)
     lines.append(
         "- **Best separated classes** (largest share in one cluster): "
@@ -131,7 +139,7 @@ def _k_section(name: str, runs: pd.DataFrame, select_by: str, swept: list[str]) 
 def _found_section(name: str, runs: pd.DataFrame, select_by: str, swept: list[str]) -> list[str]:
     """A clusterer that finds its own number of clusters (DBSCAN, HDBSCAN): clusters and noise per swept value."""
     params = [c for c in swept if c in runs and runs[c].astype(str).nunique() > 1]
-    cols = [*params, *[c for c in ("eps", "n_clusters", "noise_fraction", select_by) if c in runs]]
+    cols = [*params, *[c for c in ("eps", "n_clusters", "noise_fraction", select_by, "degenerate") if c in runs]]
     order = [c for c in (*params, "eps") if c in runs]
     rows = runs.sort_values(order) if order else runs
     return ["", f"## {name}: clusters and noise found", "", md_table(rows[cols])]

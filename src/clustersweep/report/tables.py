@@ -30,7 +30,7 @@ _NOT_SWEPT = ("estimator", "label", "experiment", "tracking.", "cache.", "sweep.
 
 def table(runs: list[Run], skipped_ids: set[str] = frozenset()) -> pd.DataFrame:
     """One row per run: run_id, run_name, status, skipped, sweep.job, overrides (the overrides that recreate it
-    with `python run.py`), then its params and metrics by name."""
+    with `python run.py`), degenerate (why, if it is), then its params and metrics by name."""
     rows = []
     for r in runs:
         row = {
@@ -40,6 +40,7 @@ def table(runs: list[Run], skipped_ids: set[str] = frozenset()) -> pd.DataFrame:
             "skipped": r.info.run_id in skipped_ids,
             "sweep.job": r.data.tags.get("sweep.job"),
             "overrides": r.data.tags.get("hydra.overrides"),
+            "degenerate": r.data.tags.get("degenerate"),
         }
         row.update({f"param:{k}": v for k, v in r.data.params.items()})
         row.update(r.data.metrics)
@@ -90,9 +91,10 @@ def swept(df: pd.DataFrame) -> list[str]:
 
 
 def best(df: pd.DataFrame, metric: str) -> pd.Series | None:
-    """The FINISHED run with the best value of `metric` — the lowest where lower is better (Davies–Bouldin,
-    inertia), else the highest; None when no such run has the metric."""
+    """The FINISHED, not degenerate run with the best value of `metric` — the lowest where lower is better
+    (Davies–Bouldin, inertia), else the highest; None when no such run has the metric."""
     ok = df[(df.status == "FINISHED")] if "status" in df else df
+    ok = ok[ok.degenerate.isna()] if "degenerate" in ok else ok
     if metric not in ok or ok[metric].notna().sum() == 0:
         return None
     return ok.loc[ok[metric].idxmin() if lower_is_better(metric) else ok[metric].idxmax()]
@@ -155,11 +157,14 @@ def criteria(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def printable(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
-    """The columns a person compares: name, status, swept params, the shown metrics; best first."""
+    """The columns a person compares: name, status, swept params, the shown metrics, why a run is degenerate;
+    best first."""
     cols = ["run_name", "status", *swept(df), *[m for m in dict.fromkeys([select_by, *SHOWN_METRICS]) if m in df]]
     out = df[[c for c in cols if c in df]].copy()
     if "skipped" in df and df.skipped.any():
         out.insert(2, "skipped", df.skipped)
+    if "degenerate" in df and df.degenerate.notna().any():
+        out["degenerate"] = df.degenerate
     if select_by in out:
         out = out.sort_values(select_by, ascending=lower_is_better(select_by), na_position="last")
     return out.reset_index(drop=True)

@@ -29,7 +29,7 @@ def cache_dir(cfg: DictConfig, uri: str) -> Path:
 
 
 def _fit_reducer(
-    estimator: dict, data_sha256: str, n_train: int | None, n_test: int | None, seed: int, dataset: dict
+    estimator: dict, data_sha256: str, n_train: int | None, n_test: int | None, seed: int, threads: int, dataset: dict
 ) -> tuple[Any, np.ndarray, np.ndarray, float | None]:
     data = load(OmegaConf.create(dataset), seed)
     reducer = instantiate(estimator)
@@ -37,14 +37,15 @@ def _fit_reducer(
     return reducer, Z_train, Z_test, reduce.reconstruction_mse(reducer, data.X_test, Z_test)
 
 
-def _bases(data_sha256: str, n_train: int | None, n_test: int | None, seed: int, dataset: dict) -> dict:
+def _bases(data_sha256: str, n_train: int | None, n_test: int | None, seed: int, threads: int, dataset: dict) -> dict:
     return reduce.exact_bases(load(OmegaConf.create(dataset), seed).X_train)
 
 
 def _cached(cfg: DictConfig, uri: str, func: Callable, *key: Any) -> tuple[Any, bool]:
-    """func(*key, n_train, n_test, seed, dataset) through the cache; returns (value, whether it was cached)."""
+    """func(*key, n_train, n_test, seed, threads, dataset) through the cache; returns (value, whether it was
+    cached). The fit runs on the caller's `compute.threads`, which changes its last digits: it is in the key."""
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
-    args = (*key, ds["n_train"], ds["n_test"], cfg.seed)
+    args = (*key, ds["n_train"], ds["n_test"], cfg.seed, cfg.compute.threads)
     if not cfg.cache.enabled:
         return func(*args, ds), False
     memo = Memory(cache_dir(cfg, uri), verbose=0).cache(func, ignore=["dataset"])

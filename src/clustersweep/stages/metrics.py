@@ -136,6 +136,24 @@ def silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, c
     return float(np.mean(s)), n
 
 
+def degenerate(train_clusters: np.ndarray, max_noise: float, max_cluster_share: float) -> str | None:
+    """Why a clustering of the fitted points is no clustering to interpret, or None: fewer than 2 clusters, more
+    noise than `max_noise`, or one cluster holding more than `max_cluster_share` of the points."""
+    ks, counts = np.unique(train_clusters[train_clusters != NOISE], return_counts=True)
+    noise = float(np.mean(train_clusters == NOISE)) if len(train_clusters) else 1.0
+    if len(ks) == 0:
+        return "no cluster: every point is noise"
+    if len(ks) == 1:
+        return "one cluster" + (f" and {noise:.0%} noise" if noise else "")
+    if noise > max_noise:
+        return f"{noise:.0%} of the points are noise (metrics.max_noise={max_noise:g})"
+    share = counts.max() / len(train_clusters)
+    if share > max_cluster_share:
+        top = int(ks[counts.argmax()])
+        return f"cluster C{top} holds {share:.0%} of the points (metrics.max_cluster_share={max_cluster_share:g})"
+    return None
+
+
 def score(
     y_train: np.ndarray,
     train_clusters: np.ndarray,

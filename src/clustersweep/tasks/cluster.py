@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
 
+from clustersweep.config.names import run_name
 from clustersweep.config.validate import validate
 from clustersweep.data.dataset import Dataset, load
 from clustersweep.report import markdown
@@ -61,10 +63,6 @@ class Stopwatch:
             log.log(level, "%s done in %.1f s", stage, took)
 
 
-def run_name(cfg: DictConfig) -> str:
-    return f"{cfg.reducer.label}-{cfg.clusterer.label}"
-
-
 @dataclass
 class Prepared:
     """A run checked and ready: everything known before the MLflow run is created."""
@@ -102,12 +100,16 @@ def run(cfg: DictConfig, tags: dict[str, str] | None = None) -> RunResult:
 
 
 def execute(prep: Prepared, tags: dict[str, str] | None = None, parent: str | None = None) -> RunResult:
-    """Open the MLflow run (under `parent`, if given) and fill it; a failure is recorded on it and re-raised."""
+    """Open the MLflow run (under `parent`, if given) and fill it, every fit and score on `compute.threads`
+    threads; a failure is recorded on the run and re-raised."""
     name = run_name(prep.cfg)
     own = runs.computation_tags(prep.identity, prep.data.sha256, prep.overrides)
-    with runs.tracked(
-        prep.uri, prep.experiment_id, name, tags={**own, **(tags or {})}, params=prep.cfg, parent=parent
-    ) as run:
+    with (
+        threadpool_limits(limits=prep.cfg.compute.threads),
+        runs.tracked(
+            prep.uri, prep.experiment_id, name, tags={**own, **(tags or {})}, params=prep.cfg, parent=parent
+        ) as run,
+    ):
         scores, skipped, md = _fit_and_log(run, prep)
         prep.watch.times["time_total_s"] = time.perf_counter() - prep.start
         run.log(metrics=prep.watch.times)
@@ -148,13 +150,14 @@ def _fit_and_log(run: runs.Run, prep: Prepared) -> tuple[dict[str, float], dict[
             "n_fit": len(idx),
         }
         m.update({k: float(v) for k, v in extra.items() if v is not None})
+    flawed = metrics.degenerate(fit_clusters, cfg.metrics.max_noise, cfg.metrics.max_cluster_share)
+    if flawed:
+        log.warning("%s is degenerate: %s", run.name, flawed)
     # The scores with their tags first, so no later failure loses them, then every file in one upload.
-    run.log(
-        metrics=m,
-        tags={"cache.reducer": "hit" if hit else "miss", **{f"skipped.{k}": why for k, why in skipped.items()}},
-    )
+    tags = {"cache.reducer": "hit" if hit else "miss", **{f"skipped.{k}": why for k, why in skipped.items()}}
+    run.log(metrics=m, tags={**tags, **({"degenerate": flawed} if flawed else {})})
     md = markdown.run_report(
-        run.name, m, data.y_test, test_clusters, list(data.class_names), cfg.reducer.name, cfg.reducer.get("k")
+        run.name, m, data.y_test, test_clusters, list(data.class_names), cfg.reducer.name, cfg.reducer.get("k"), flawed
     )
     with run.artifacts() as out:
         (out / "report.md").write_text(md)

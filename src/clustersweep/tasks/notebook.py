@@ -22,6 +22,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
 
 from clustersweep.data.dataset import Dataset, load
 from clustersweep.report import markdown, tables
@@ -72,7 +73,12 @@ def child_cfg(cfg: DictConfig, *overrides: str) -> DictConfig:
 
 
 def run(cfg: DictConfig) -> str:
-    """Run every phase under one parent; returns the parent's run id."""
+    """Run every phase under one parent, on `compute.threads` threads; returns the parent's run id."""
+    with threadpool_limits(limits=cfg.compute.threads):
+        return _run(cfg)
+
+
+def _run(cfg: DictConfig) -> str:
     nb = cfg.notebook
     _composed.cache_clear()  # the config files may have changed since an earlier run in this process
     uri = tracking_uri(cfg)

@@ -2,9 +2,10 @@
 search's children and their parent, an EDA run, the seed notebook's runs — is opened by `start` (or `tracked`, its
 context manager), so every run carries the same standard tags:
 
-- `STANDARD_TAGS`: the code (`git.commit`, `git.dirty`, `code.version`), the `command`, and the process that owns
-  the run (`process.host`, `process.pid`), which tells a live RUNNING run from an orphan (`is_orphaned`); plus
-  MLflow's own context tags (`mlflow.user`, `mlflow.source.*`);
+- `STANDARD_TAGS`: the code (`git.commit`, `git.dirty`, `code.version`), the `command`, the process that owns
+  the run (`process.host`, `process.pid`), which tells a live RUNNING run from an orphan (`is_orphaned`), and the
+  machine its numbers depend on (`machine.cpu`, `.cores`, `.blas`, `.threads`); plus MLflow's own context tags
+  (`mlflow.user`, `mlflow.source.*`);
 - `COMPUTATION_TAGS`, on a run that computes from data (every run but a parent): what makes it the computation it
   is (`config.identity`, `data.sha256`) and the command line's overrides (`hydra.overrides`).
 
@@ -30,10 +31,14 @@ from mlflow.utils.time import get_current_time_millis
 from omegaconf import DictConfig
 
 from clustersweep.errors import one_line
+from clustersweep.tracking import machine
 from clustersweep.tracking.identity import code_version, flat_params, git_state
 from clustersweep.tracking.redact import command_line, redact
 
-STANDARD_TAGS = ("git.commit", "git.dirty", "code.version", "command", "process.host", "process.pid")
+STANDARD_TAGS = (
+    *("git.commit", "git.dirty", "code.version", "command", "process.host", "process.pid"),
+    *("machine.cpu", "machine.cores", "machine.blas", "machine.threads"),
+)
 COMPUTATION_TAGS = ("config.identity", "data.sha256", "hydra.overrides")
 ERROR_CHARS = 5000  # MLflow's limit on a tag value
 
@@ -44,7 +49,13 @@ def process_tags() -> dict[str, str]:
 
 
 def standard_tags() -> dict[str, str]:
-    return {**git_state(), "code.version": code_version(), "command": command_line(), **process_tags()}
+    return {
+        **git_state(),
+        "code.version": code_version(),
+        "command": command_line(),
+        **process_tags(),
+        **machine.tags(),
+    }
 
 
 def command_overrides() -> list[str]:

@@ -15,9 +15,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from clustersweep.errors import ConfigError
+from clustersweep.paths import PROJECT_ROOT
 from clustersweep.tracking.redact import redact
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_URI = f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
 PROBE_TIMEOUT_S = 5.0
 # MLflow's settings as clustersweep wants them unless the environment says otherwise: runs stay on this machine;
