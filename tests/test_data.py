@@ -268,10 +268,24 @@ def test_digits_are_scikit_learns_split_by_seed_data() -> None:
         load(cfg, seed=0)
 
 
-def test_main_reports_error_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["fetch", "--path", str(tmp_path)]) == 1
+def test_main_reports_error_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fetch", "--path", "/proc/no-such-folder/data"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"error: dataset.path={tmp_path} is unusable: no files") and err.count("\n") == 1
+    assert err.startswith("error: --path /proc/no-such-folder/data: cannot create it") and err.count("\n") == 1
+
+
+def test_fetch_into_a_folder_copies_or_downloads_the_files_there(cfg: DictConfig, tmp_path: Path) -> None:
+    _write(tmp_path / "system")
+    first = fetch(cfg, progress=False, into=tmp_path / "shared")  # copied from the system path
+    assert first == tmp_path / "shared" and sorted(p.name for p in first.iterdir()) == sorted(NAMES.values())
+    _write(tmp_path / "mirror")
+    for name in NAMES.values():
+        (tmp_path / "system" / name).unlink()
+    second = fetch(cfg, progress=False, into=tmp_path / "other")  # downloaded from the mirror, straight there
+    assert sorted(p.name for p in second.iterdir()) == sorted(NAMES.values())
+    cfg.path = str(second)
+    assert load(cfg, seed=0).X_train.shape == (30, 6)  # a folder dataset.path can read
+    assert not _cache(tmp_path).exists()  # nothing went to the user's cache
 
 
 @pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs the dataset-fashion-mnist package")

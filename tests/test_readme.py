@@ -56,6 +56,14 @@ def test_the_readme_is_short_and_speaks_of_what_a_reader_can_open():
         assert (ROOT / link).is_file(), link
 
 
+@pytest.mark.parametrize("doc", ["README.md", *sorted(DOCS)])
+def test_every_shell_block_parses_in_bash(doc):
+    text = README if doc == "README.md" else DOCS[doc]
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        res = subprocess.run(["bash", "-n"], input=block, capture_output=True, text=True)
+        assert res.returncode == 0, f"{doc}: {res.stderr}\n{block}"
+
+
 @pytest.mark.parametrize("args", run_py_commands(), ids=" ".join)
 def test_every_run_py_command_of_the_readme_composes_and_validates(args):
     """At full size, without running: the grid's first and last job, a search's config and sweeper."""
@@ -84,6 +92,7 @@ ELSEWHERE = {
     "search=pca_kmeans": "test_search.py::test_an_interrupted_search_resumes_with_only_the_missing_trials",
     "search=patches_umap_gmm": "test_search.py::test_a_search_sets_its_objective_and_names_its_study_after_it",
     "reducer=patches_umap": "test_methods.py::test_a_umap_chain_runs_is_cached_and_skips_reconstruction",
+    "reducer=pca_umap": "test_methods.py::test_a_umap_chain_runs_is_cached_and_skips_reconstruction",
     "+experiment=seed_notebook": "test_notebook.py::test_seed_notebook_experiment_end_to_end_on_synthetic",
     "scripts/reproduce.py": "test_run.py::test_reproduce_round_trip_and_a_run_from_another_machine",
     "--leaderboard": "test_methods.py::test_leaderboard_lists_each_familys_best_by_the_label_free_metric",
@@ -109,7 +118,9 @@ def test_the_quick_readme_commands_run_on_tiny_data(store, tmp_path):
     res = run_py(*readme_sweep, *TINY, store=store)
     assert res.returncode == 0 and "28 finished, 0 failed" in res.stdout, res.stdout[-2000:] + res.stderr
     again = run_py(*readme_sweep, *TINY, store=store)
-    assert again.returncode == 0 and "0 finished, 0 failed; 28 skipped" in again.stdout, again.stdout[-2000:]
+    counts = "0 finished, 0 failed; 28 skipped (already finished)"
+    assert again.returncode == 0 and f"sweep finished: {counts}\n" in again.stdout, again.stdout[-2000:]
+    assert f"\n{counts}.\n" in again.stdout  # the parent's report counts as the last line does
     singles = [c[2:] for c in cmds if c[:2] == ["python", "run.py"] and "-m" not in c and not elsewhere(c)]
     assert [] in singles  # the quick start's `python run.py`
     for args in singles:

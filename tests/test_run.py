@@ -125,6 +125,13 @@ def test_bad_input_is_one_line_nonzero_exit_and_no_run(store, args, expect):
         assert runs(store, experiment)[1] == []
 
 
+def test_help_is_the_projects_own(store):
+    res = run_py("--help", store=store)
+    assert res.returncode == 0, res.stderr
+    for said in ("clustersweep:", "reducer: none, patches_umap, pca, pca_umap, svd, umap", "Examples:", "README.md"):
+        assert said in res.stdout, res.stdout
+
+
 def test_corrupt_data_file_is_refused_in_one_line(store, tmp_path):
     for name in (
         "train-images-idx3-ubyte.gz",

@@ -31,8 +31,8 @@ from clustersweep.tracking.store import DEFAULT_URI, check_reachable, experiment
 def job(cfg: DictConfig) -> float | None:
     """Run one job as a child run; records failures instead of raising (except Ctrl-C).
 
-    Returns the job's `sweep.select_by` metric, the objective of a search; None when it failed or has none (the
-    Optuna sweeper then marks the trial failed and goes on)."""
+    Returns the job's `sweep.select_by` metric, the objective of a search; None when it failed, has none, or its
+    clustering is degenerate (the Optuna sweeper then marks the trial failed and goes on: never its best)."""
     start_up()  # a launcher's worker process (Ray's, joblib's) starts bare
     parent = os.environ.get(ENV_PARENT) or None
     hc = HydraConfig.get()
@@ -54,7 +54,8 @@ def job(cfg: DictConfig) -> float | None:
             if parent:
                 client.set_tag(parent, f"skipped.{num}", done)
             print(f"{head} … skipped: identical run {done} already finished", flush=True)
-            return client.get_run(done).data.metrics.get(cfg.sweep.select_by)
+            twin = client.get_run(done).data
+            return None if "degenerate" in twin.tags else twin.metrics.get(cfg.sweep.select_by)
         print(f"{head} … started", flush=True)
         result = execute(prep, tags, parent=parent)
     except KeyboardInterrupt:
@@ -69,11 +70,10 @@ def job(cfg: DictConfig) -> float | None:
         return None
     took = time.perf_counter() - started
     nmi = result.metrics.get("nmi")
-    print(
-        f"{head} … finished in {took:.1f} s" + (f", nmi {nmi:.2f}" if nmi is not None else "") + _eta(num, total),
-        flush=True,
-    )
-    return result.metrics.get(cfg.sweep.select_by)
+    said = f", nmi {nmi:.2f}" if nmi is not None else ""
+    said += f", degenerate: {result.degenerate}" if result.degenerate else ""
+    print(f"{head} … finished in {took:.1f} s{said}{_eta(num, total)}", flush=True)
+    return None if result.degenerate else result.metrics.get(cfg.sweep.select_by)
 
 
 def _record_failure(

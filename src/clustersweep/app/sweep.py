@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra.core.global_hydra import GlobalHydra
@@ -36,7 +35,7 @@ from clustersweep.app.cli import JobsFailed
 from clustersweep.config.validate import check_select_by
 from clustersweep.errors import ConfigError, one_line
 from clustersweep.report import summary
-from clustersweep.report.tables import sweep_table
+from clustersweep.report.tables import Outcome, sweep_table
 from clustersweep.tracking import runs
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import check_reachable, experiment_id, tracking_uri
@@ -44,34 +43,9 @@ from clustersweep.tracking.store import check_reachable, experiment_id, tracking
 ENV_PARENT, ENV_TOTAL, ENV_START = "CLUSTERSWEEP_PARENT_RUN", "CLUSTERSWEEP_SWEEP_TOTAL", "CLUSTERSWEEP_SWEEP_START"
 # What a job on a Ray worker needs from the driver's environment besides the hand-off: where and how to log.
 FORWARDED_ENV = ("MLFLOW_TRACKING_", "MLFLOW_HTTP_REQUEST_", "MLFLOW_DISABLE_TELEMETRY", "CLUSTERSWEEP_")
-DONE, KILLED = RunStatus.to_string(RunStatus.FINISHED), RunStatus.to_string(RunStatus.KILLED)
+DONE = RunStatus.to_string(RunStatus.FINISHED)
 UNLOGGED = "unlogged.txt"  # in a job's output dir: it failed and the tracking store could not record it
 TASK = "cluster"  # the only task a sweep's jobs run
-
-
-@dataclass
-class Outcome:
-    """How a sweep ended, as its last line says it."""
-
-    finished: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    interrupted: list[str] = field(default_factory=list)  # KILLED by Ctrl-C: a resumed search's earlier trials
-    store_error: str | None = None  # the store did not answer at the end: the other jobs' outcome is unknown
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and self.store_error is None
-
-    def line(self) -> str:
-        if self.store_error is not None:
-            text = f"{len(self.failed)} failed" + (": " + ", ".join(self.failed) if self.failed else "")
-            return f"{text}; the other jobs unknown: {self.store_error}"
-        text = f"{len(self.finished)} finished, {len(self.failed)} failed"
-        if self.failed:
-            text += ": " + ", ".join(self.failed)
-        text += f"; {len(self.skipped)} skipped (already finished)" if self.skipped else ""
-        return text + (f"; {len(self.interrupted)} interrupted" if self.interrupted else "")
 
 
 def in_multirun() -> bool:
@@ -194,16 +168,10 @@ class Parent:
         try:
             check_reachable(self.run.client.tracking_uri)
             table = sweep_table(self.run.client, self.run.run_id)
-            done = table.status == DONE
-            outcome = Outcome(
-                finished=table.loc[done & ~table.skipped, "run_name"].tolist(),
-                failed=list(dict.fromkeys([*table.loc[~done & (table.status != KILLED), "run_name"], *unlogged])),
-                skipped=table.attrs["skipped_jobs"],
-                interrupted=table.loc[table.status == KILLED, "run_name"].tolist(),
-            )
+            outcome = Outcome.of(table, unlogged)
             final = status or ("FAILED" if outcome.failed else DONE)
             self.run.log(tags={"sweep.outcome": outcome.line()})
-            summary.log_report(self.run, table, self.select_by)
+            summary.log_report(self.run, table, self.select_by, outcome)
         except Exception as e:  # noqa: BLE001 - the parent is closed whatever the report does
             outcome = outcome or Outcome(failed=unlogged, store_error=redact(one_line(e)))
             print(f"sweep: could not write the summary: {redact(one_line(e))}", file=sys.stderr, flush=True)

@@ -3,12 +3,14 @@ its SHA-256 before it is used, so a run never quietly learns from corrupt data."
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import hashlib
 import http.client
 import math
 import os
+import shutil
 import sys
 import tempfile
 import urllib.request
@@ -58,11 +60,41 @@ class IdxSource:
         )
 
 
-def fetch(cfg: DictConfig, progress: bool = True) -> Path:
-    """Make sure the IDX files are available locally (for the set-up script); returns the folder used."""
+def fetch(cfg: DictConfig, progress: bool = True, into: Path | None = None) -> Path:
+    """Make sure the IDX files are available locally (for the set-up script); returns the folder used. With
+    `into`, that folder gets the four verified files: those it lacks are copied from where they are found
+    (the user cache, the system path) or downloaded into it (a shared folder for a cluster's nodes)."""
     if cfg.kind != "idx":
         raise DataError(f"dataset.kind={cfg.kind!r} has no files to fetch; only kind 'idx' does")
-    return _locate(IdxSource.from_cfg(cfg), progress)[0]
+    src = IdxSource.from_cfg(cfg)
+    if into is None:
+        return _locate(src, progress)[0]
+    into = Path(into)
+    try:
+        into.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"--path {into}: cannot create it ({one_line(e)}); give a folder you can write") from None
+    if not _check_folder(into, src.files, _REFETCH)[1]:
+        return into
+    cache = Path(src.cache_dir)
+    found = cache if not _check_folder(cache, src.files, _REFETCH)[1] else None
+    if found is None:  # the system path, else the mirrors: downloaded straight into `into`
+        found, _ = _locate(dataclasses.replace(src, path=None, cache_dir=str(into)), progress)
+    if found != into:
+        for name, _ in src.files:
+            _copy(found / name, into / name)
+    return into
+
+
+def _copy(source: Path, dest: Path) -> None:
+    """Copy a verified file beside its destination first, then move it into place: never a partial file."""
+    tmp = dest.with_name(f".{dest.name}.part")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"cannot copy {source} to {dest.parent} ({one_line(e)}); check its permissions") from None
 
 
 @functools.lru_cache(maxsize=2)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from clustersweep.report.tables import LABELLED, best
+from clustersweep.report.tables import LABELLED, Outcome, best
 from clustersweep.stages.metrics import NOISE, contingency
 
 
@@ -97,12 +97,20 @@ def run_report(
     return "\n".join(lines) + "\n"
 
 
-def sweep_report(title: str, df: pd.DataFrame, select_by: str, swept: list[str], best_report: str | None = None) -> str:
+def sweep_report(
+    title: str,
+    df: pd.DataFrame,
+    select_by: str,
+    swept: list[str],
+    best_report: str | None = None,
+    outcome: Outcome | None = None,
+) -> str:
     """The conclusions of a sweep: its best run by `select_by` (a label-free metric), how the number of clusters
     did — the metric over K for each clusterer given K, the clusters and noise found by each that finds its own —
-    and the best run's own report."""
+    and the best run's own report. Its first line counts the jobs as the sweep's last line does (`outcome`, by
+    default the table's own)."""
     ok = df[df.status == "FINISHED"]
-    lines = [f"# {title}", "", f"{len(ok)} finished, {int((df.status != 'FINISHED').sum())} failed."]
+    lines = [f"# {title}", "", (outcome or Outcome.of(df)).line() + "."]
     top = best(ok, select_by)
     if top is not None:
         lines.append(

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from clustersweep.report import markdown
 from clustersweep.report.figures import charts
 from clustersweep.report.figures.html import write_html
-from clustersweep.report.tables import LABELLED, SHOWN_METRICS, best, swept
+from clustersweep.report.tables import LABELLED, SHOWN_METRICS, Outcome, best, swept
 from clustersweep.stages.metrics import lower_is_better
 from clustersweep.tracking.runs import Run
 
@@ -109,14 +109,14 @@ def artifact_text(client: MlflowClient, run_id: str, path: str, tmp: str) -> str
         return None
 
 
-def log_report(parent: Run, df: pd.DataFrame, select_by: str) -> None:
+def log_report(parent: Run, df: pd.DataFrame, select_by: str, outcome: Outcome) -> None:
     """The report as the parent's `report.md` and `summary/` artifacts, the best run by `select_by` as its tags
-    (`best.*`) and metrics (`best_<metric>`); the report is printed too."""
+    (`best.*`) and metrics (`best_<metric>`); the report is printed too. It counts the jobs as `outcome` does."""
     top = best(df, select_by)
     with parent.artifacts() as out, tempfile.TemporaryDirectory() as tmp:
         write_report(df, select_by, out / "summary", client=parent.client)
         best_md = artifact_text(parent.client, top.run_id, "report.md", tmp) if top is not None else None
-        text = markdown.sweep_report(parent.name, df, select_by, swept(df), best_md)
+        text = markdown.sweep_report(parent.name, df, select_by, swept(df), best_md, outcome)
         (out / "summary" / "report.md").write_text(text)
         (out / "report.md").write_text(text)
     print(text, flush=True)

@@ -5,11 +5,50 @@ method families and the criteria table.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from clustersweep.stages.metrics import LABEL_FREE, lower_is_better
+
+
+@dataclass
+class Outcome:
+    """How a sweep's jobs ended — its last line, and the first of its report: one count for both."""
+
+    finished: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)  # KILLED by Ctrl-C: a resumed search's earlier trials
+    store_error: str | None = None  # the store did not answer at the end: the other jobs' outcome is unknown
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, unlogged: list[str] = ()) -> Outcome:
+        """From a sweep's table (`sweep_table`), and the jobs that failed without reaching the store."""
+        done, killed = df.status == "FINISHED", df.status == "KILLED"
+        return cls(
+            finished=df.loc[done & ~df.skipped, "run_name"].tolist(),
+            failed=list(dict.fromkeys([*df.loc[~done & ~killed, "run_name"], *unlogged])),
+            skipped=list(df.attrs.get("skipped_jobs", df.loc[df.skipped, "run_name"])),
+            interrupted=df.loc[killed, "run_name"].tolist(),
+        )
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.store_error is None
+
+    def line(self) -> str:
+        if self.store_error is not None:
+            text = f"{len(self.failed)} failed" + (": " + ", ".join(self.failed) if self.failed else "")
+            return f"{text}; the other jobs unknown: {self.store_error}"
+        text = f"{len(self.finished)} finished, {len(self.failed)} failed"
+        if self.failed:
+            text += ": " + ", ".join(self.failed)
+        text += f"; {len(self.skipped)} skipped (already finished)" if self.skipped else ""
+        return text + (f"; {len(self.interrupted)} interrupted" if self.interrupted else "")
+
 
 LABELLED = ("ari", "nmi", "purity", "acc_hungarian")  # against the labels: for interpretation, never to choose
 SHOWN_METRICS = [

@@ -40,6 +40,7 @@ class RunResult:
     metrics: dict[str, float]
     skipped: dict[str, str] = field(default_factory=dict)
     report: str = ""  # the run's report.md
+    degenerate: str | None = None  # why the clustering is no clustering to interpret
 
 
 class Stopwatch:
@@ -110,14 +111,15 @@ def execute(prep: Prepared, tags: dict[str, str] | None = None, parent: str | No
             prep.uri, prep.experiment_id, name, tags={**own, **(tags or {})}, params=prep.cfg, parent=parent
         ) as run,
     ):
-        scores, skipped, md = _fit_and_log(run, prep)
+        scores, skipped, md, flawed = _fit_and_log(run, prep)
         prep.watch.times["time_total_s"] = time.perf_counter() - prep.start
         run.log(metrics=prep.watch.times)
-    return RunResult(run.run_id, name, {**scores, **prep.watch.times}, skipped, md)
+    return RunResult(run.run_id, name, {**scores, **prep.watch.times}, skipped, md, flawed)
 
 
-def _fit_and_log(run: runs.Run, prep: Prepared) -> tuple[dict[str, float], dict[str, str], str]:
-    """Fit, score, draw and log; returns (metrics, {metric: why it was left out}, the report's markdown)."""
+def _fit_and_log(run: runs.Run, prep: Prepared) -> tuple[dict[str, float], dict[str, str], str, str | None]:
+    """Fit, score, draw and log; returns (metrics, {metric: why it was left out}, the report's markdown, why the
+    clustering is degenerate or None)."""
     cfg, data, clusterer, watch = prep.cfg, prep.data, prep.clusterer, prep.watch
     with watch("reduce"):
         reducer, Z_train, Z_test, mse, hit = cache.fit_reducer(cfg, data.sha256, prep.uri)
@@ -171,4 +173,4 @@ def _fit_and_log(run: runs.Run, prep: Prepared) -> tuple[dict[str, float], dict[
                 (out / "plots").mkdir()
                 for fname, html in pages(cfg, data, f).items():
                     (out / "plots" / f"{fname}.html").write_text(html, encoding="utf-8")
-    return m, skipped, md
+    return m, skipped, md, flawed

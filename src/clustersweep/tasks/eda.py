@@ -15,6 +15,7 @@ from clustersweep.report.figures import classes, images
 from clustersweep.report.figures.html import write_html
 from clustersweep.tracking import runs
 from clustersweep.tracking.identity import finished_twin, identity
+from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import experiment_id, tracking_uri
 
 
@@ -65,5 +66,5 @@ def run(cfg: DictConfig, parent: str | None = None, overrides: list[str] | None 
         with run.artifacts("plots") as out:
             for name, fig in figures(data, 120_000, cfg.seed).items():
                 write_html(fig, out / f"{name}.html", cfg.plots.embed_plotlyjs)
-    print(f"eda: logged run {run.run_id}", flush=True)
+    print(f"eda: run {run.name} ({run.run_id}) logged to {redact(uri)}", flush=True)
     return run.run_id

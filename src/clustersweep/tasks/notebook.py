@@ -34,6 +34,7 @@ from clustersweep.tasks import eda
 from clustersweep.tasks.cluster import RunResult, execute, prepare
 from clustersweep.tracking import runs
 from clustersweep.tracking.identity import identity
+from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import experiment_id, tracking_uri
 
 OWN_KEYS = ("+experiment", "experiment", "task", "notebook")
@@ -94,7 +95,8 @@ def _run(cfg: DictConfig) -> str:
         exp_id = store.result()
     command = "+experiment=seed_notebook " + " ".join(user_overrides())
     with runs.tracked(uri, exp_id, "seed-notebook", tags={"task": "notebook", "sweep.overrides": command}) as parent:
-        print(f"notebook: parent run {parent.run_id} in experiment {cfg.tracking.experiment!r}", flush=True)
+        where = f"experiment {cfg.tracking.experiment!r} of {redact(uri)}"
+        print(f"notebook: parent run {parent.run_id} in {where}", flush=True)
         eda.run(cfg, parent.run_id, ["task=eda", *user_overrides()])
         red = reduction_run(cfg, parent.run_id)
         sweep = [_child(cfg, parent.run_id, job) for job in expand(list(nb.kmeans_sweep))]
@@ -107,6 +109,7 @@ def _run(cfg: DictConfig) -> str:
         for job in expand(list(nb.dbscan_sweep)):
             _child(cfg, parent.run_id, job)
         _log_parent_report(parent, red, sweep, final, best_k, cfg.plots.embed_plotlyjs)
+    print(f"notebook: parent run {parent.name} ({parent.run_id}) logged to {redact(uri)}", flush=True)
     return parent.run_id
 
 

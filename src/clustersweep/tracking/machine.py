@@ -48,5 +48,5 @@ def tags() -> dict[str, str]:
         "machine.cpu": cpu(),
         "machine.cores": str(os.cpu_count() or "unknown"),
         "machine.blas": "; ".join(sorted(set(blas))) or "none",
-        "machine.threads": ", ".join(dict.fromkeys(threads)) or "none",
+        "machine.threads": ", ".join(sorted(set(threads))) or "none",
     }
