@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from clustersweep.app.cli import USER_ERRORS, start_up
 from clustersweep.errors import one_line
+from clustersweep.stages.metrics import is_cost
 from clustersweep.tasks.cluster import run
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import default_cfg, tracking_uri
@@ -49,15 +50,15 @@ def other_machine(logged: dict[str, str], now: dict[str, str]) -> list[str]:
 
 
 def compare(old: dict[str, float], new: dict[str, float], tol: float) -> bool:
-    """Print the side-by-side table; True when every non-timing metric matches."""
+    """Print the side-by-side table; True when every metric but the costs (time, size) matches."""
     ok = True
     print(f"{'metric':<22}{'logged':>20}{'rerun':>20}  match")
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
-        timing = key.startswith("time_")
+        timing = is_cost(key)
         same = a is not None and b is not None and math.isclose(a, b, rel_tol=tol, abs_tol=tol)
         ok &= timing or same
-        mark = "(time)" if timing else ("yes" if same else "NO")
+        mark = "(cost)" if timing else ("yes" if same else "NO")
         fmt = lambda v: "—" if v is None else f"{v:.10g}"  # noqa: E731
         print(f"{key:<22}{fmt(a):>20}{fmt(b):>20}  {mark}")
     return ok

@@ -2,6 +2,7 @@
 # Set up clustersweep here: install the package (with the test tools and the Ray launcher given --dev, the Ray
 # launcher alone given --cluster) and make sure Fashion-MNIST is available (dataset.path, cache, system package,
 # or a mirror; where no mirror answers and apt-get is there, Debian's dataset-fashion-mnist package is installed).
+# --dev also installs Debian's chromium where apt-get is there and it is missing (the offline plot test draws in it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
@@ -15,10 +16,15 @@ if [ -n "$extras" ]; then
   # Without its pins: cloudpickle<3 (for its AWS launcher only) would break joblib; ray comes with [cluster].
   "${pip[@]}" --no-deps "hydra-ray-launcher==1.2.2"
 fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+if [ "${1:-}" = "--dev" ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing Debian's chromium (tests/test_plots_offline.py)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 if python -m clustersweep.data fetch; then exit 0; fi
 if command -v apt-get >/dev/null 2>&1; then
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   echo "setup: installing Debian's dataset-fashion-mnist package" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null

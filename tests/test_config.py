@@ -6,7 +6,8 @@ from sklearn.base import BaseEstimator
 
 from clustersweep.config.names import run_name
 from clustersweep.config.validate import validate
-from clustersweep.errors import ConfigError
+from clustersweep.data.dataset import load
+from clustersweep.errors import ConfigError, DataError
 
 
 @pytest.mark.parametrize("reducer", ["pca", "svd", "none", "umap", "pca_umap", "patches_umap"])
@@ -39,7 +40,7 @@ def test_short_names_feed_the_estimator(make_cfg):
         (["reducer.k=0"], "reducer.k=0 is not allowed: expected an integer in 1..784"),
         (["reducer.k=785"], "reducer.k=785 is not allowed"),
         (["reducer=svd", "reducer.k=abc"], "reducer.k='abc' is not allowed"),
-        (["clusterer.K=1"], "clusterer.K=1 is not allowed: expected an integer in 2..600"),
+        (["clusterer.K=1"], "clusterer.K=1 is not allowed: expected an integer ≥ 2"),
         (["clusterer.K=601"], "clusterer.K=601"),
         (["dataset.n_train=100", "clusterer.K=101"], "clusterer.K=101 is not allowed: expected an integer in 2..100"),
         (["clusterer.n_init=0"], "clusterer.n_init=0"),
@@ -49,7 +50,7 @@ def test_short_names_feed_the_estimator(make_cfg):
         (["clusterer=dbscan", "clusterer.eps_percentile=0"], "expected null (all) or a percentile in (0, 100]"),
         (["clusterer.n_fit=1"], "clusterer.n_fit=1 is not allowed: expected null (all) or an integer ≥ 2"),
         (["clusterer=dbscan", "clusterer.min_samples=0"], "clusterer.min_samples=0 is not allowed"),
-        (["dataset.n_train=-5"], "dataset.n_train=-5 is not allowed: expected null (all) or an integer in 4..600"),
+        (["dataset.n_train=-5"], "dataset.n_train=-5 is not allowed: expected null (all) or an integer ≥ 4"),
         (["dataset.n_test=100000"], "dataset.n_test=100000"),
         (["seed=-1"], "seed=-1"),
         (["reducer.whiten=maybe"], "'whiten' parameter of PCA must be an instance of 'bool'"),
@@ -62,11 +63,11 @@ def test_short_names_feed_the_estimator(make_cfg):
             "neighbours)",
         ),
         (["metrics.space=pixels"], "metrics.space='pixels' is not allowed: expected one of common, embedding"),
-        (["metrics.common_k=0"], "metrics.common_k=0 is not allowed: expected an integer in 1..784"),
+        (["metrics.common_k=0"], "metrics.common_k=0 is not allowed: expected an integer ≥ 1"),
         (["sweep.select_by=nmi"], "expected one of silhouette, davies_bouldin, calinski_harabasz, modularity"),
         (
             ["reducer=umap", "reducer.n_neighbors=1"],
-            "reducer.n_neighbors=1 is not allowed: expected an integer in 2..599",
+            "reducer.n_neighbors=1 is not allowed: expected an integer ≥ 2",
         ),
         (["reducer=pca_umap", "reducer.min_dist=-0.1"], "reducer.min_dist=-0.1 is not allowed: expected a number ≥ 0"),
         (["reducer=pca_umap", "reducer.pca_k=0"], "reducer.pca_k=0 is not allowed"),
@@ -94,15 +95,18 @@ def test_short_names_feed_the_estimator(make_cfg):
     ],
 )
 def test_bad_values_give_one_line_naming_key_value_and_allowed(make_cfg, overrides, message):
-    with pytest.raises(ConfigError) as err:
-        validate(make_cfg(*overrides))
+    """As `prepare` checks a run: the config alone, then against the loaded data."""
+    cfg = make_cfg(*overrides)
+    with pytest.raises((ConfigError, DataError)) as err:
+        validate(cfg)
+        validate(cfg, load(cfg.dataset, cfg.seed))
     text = str(err.value)
     assert message in text
     assert "\n" not in text
 
 
 def test_a_quadratic_clusterer_on_too_many_rows_is_refused(make_cfg):
-    with pytest.raises(ConfigError, match="would fit 60000 rows, expected at most 20000"):
+    with pytest.raises(ConfigError, match="would fit every train row, expected at most 20000"):
         validate(make_cfg("clusterer=agglomerative", "clusterer.n_fit=null", tiny=False))
     validate(make_cfg("clusterer=agglomerative", tiny=False))  # its default subsample
 

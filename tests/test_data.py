@@ -16,9 +16,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
 from clustersweep.data.__main__ import CONF_DIR, main
-from clustersweep.data.dataset import load
-from clustersweep.data.generated import synthetic
-from clustersweep.data.idx import fetch
+from clustersweep.data.dataset import _prepared, build_loader, load
 from clustersweep.errors import DataError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -47,6 +45,15 @@ RAW = _tiny()
 NAMES = {key: str(OmegaConf.load(CONF_DIR / "dataset" / "fashion_mnist.yaml").files[key].name) for key in KEYS}
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_cache() -> None:
+    _prepared.cache_clear()  # each test's files are its own
+
+
+def fetch(cfg: DictConfig, progress: bool = False, into: Path | None = None) -> Path:
+    return build_loader(cfg).fetch(progress, into)
+
+
 def _sha(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
@@ -70,8 +77,6 @@ def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DictConfig:
         {
             "image_shape": [2, 3],
             "class_names": ["a", "b", "c"],
-            "size_train": 30,
-            "size_test": 12,
             "system_path": str(tmp_path / "system"),
             "mirrors": [(tmp_path / "mirror").as_uri() + "/"],
         }
@@ -200,7 +205,7 @@ def test_corrupt_cache_refused_reported_then_replaced(cfg: DictConfig, tmp_path:
         f"cache {cache} ({cache / NAMES['test_labels']}: SHA-256 mismatch",
         f"system path {tmp_path / 'system'} (no files)",
         f"mirror {(tmp_path / 'mirror').as_uri()}/{NAMES['test_labels']}: ",
-        "set dataset.path=/folder/with/the/gz/files, or: apt-get install dataset-fashion-mnist",
+        "set dataset.path=/folder/with/the/idx/files, or: apt-get install dataset-fashion-mnist",
     )
     assert NAMES["train_images"] not in message  # only the bad file was refused, and only it downloaded
     _write(tmp_path / "mirror")
@@ -236,7 +241,7 @@ def test_synthetic_is_fixed_by_seed_data_and_separable() -> None:
     assert ds.X_train.shape == (600, 784) and ds.X_test.shape == (200, 784) and ds.X_train.dtype == np.float32
     assert 0 <= ds.X_train.min() and ds.X_train.max() <= 1 and ds.image_shape == (28, 28)
     assert np.bincount(ds.y_train).tolist() == [150] * 4 and np.bincount(ds.y_test).tolist() == [50] * 4
-    synthetic.cache_clear()
+    _prepared.cache_clear()
     again = load(cfg, seed=7)
     np.testing.assert_array_equal(again.X_train, ds.X_train)
     assert again.sha256 == ds.sha256
@@ -250,21 +255,21 @@ def test_synthetic_is_fixed_by_seed_data_and_separable() -> None:
 def test_synthetic_names_must_match_classes() -> None:
     cfg = OmegaConf.load(CONF_DIR / "dataset" / "synthetic.yaml")
     cfg.class_names = ["only", "three", "names"]
-    with pytest.raises(DataError, match="3 names but dataset.n_classes=4"):
+    with pytest.raises(DataError, match="the train labels are 0..3 but dataset.class_names has 3 names"):
         load(cfg, seed=0)
 
 
-def test_digits_are_scikit_learns_split_by_seed_data() -> None:
+def test_digits_are_scikit_learns_split_by_split_seed() -> None:
     cfg = OmegaConf.load(CONF_DIR / "dataset" / "digits.yaml")
     ds = load(cfg, seed=0)
     assert ds.X_train.shape == (1437, 64) and ds.X_test.shape == (360, 64) and ds.image_shape == (8, 8)
     assert ds.X_train.dtype == np.float32 and 0 == ds.X_train.min() and ds.X_train.max() == 1
     assert np.bincount(ds.y_test).min() >= 35 and len(ds.class_names) == 10  # stratified: ~36 per digit
     assert load(cfg, seed=7).sha256 == ds.sha256  # the run seed subsamples; it does not re-split
-    cfg.seed_data = 1
+    cfg.split_seed = 1
     assert load(cfg, seed=0).sha256 != ds.sha256
-    cfg.size_test = 5
-    with pytest.raises(DataError, match=r"^dataset\.size_test=5 is out of range for the digits: use 10\.\.1787"):
+    cfg.test_size = 1797
+    with pytest.raises(DataError, match=r"^dataset\.test_size=1797 is not allowed for 1797 rows: expected a fraction"):
         load(cfg, seed=0)
 
 
@@ -306,3 +311,17 @@ def test_real_fashion_mnist(
     assert ds.sha256 == FASHION_SHA and ds.image_shape == (28, 28)
     assert main(["fetch"]) == 0
     assert str(FASHION_DIR) in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs the dataset-fashion-mnist package")
+def test_the_idx_loader_on_the_fashion_folder_is_fashion_mnist(make_cfg) -> None:
+    """`dataset=idx dataset.path=<the folder>`: the same data SHA-256 and the same metrics as dataset=fashion_mnist."""
+    from clustersweep.tasks import cluster
+
+    small = ["dataset.n_train=2000", "dataset.n_test=500", "plots.enabled=false", "reducer.k=20", "clusterer.n_init=2"]
+    fashion = make_cfg(*small, tiny=False)
+    idx = make_cfg("dataset=idx", f"dataset.path={FASHION_DIR}", "dataset.class_names=null", *small, tiny=False)
+    assert load(idx.dataset, 0).sha256 == load(fashion.dataset, 0).sha256 == FASHION_SHA
+    a, b = cluster.run(fashion), cluster.run(idx)
+    scores = {k: v for k, v in a.metrics.items() if not k.startswith("time_")}
+    assert scores == {k: v for k, v in b.metrics.items() if not k.startswith("time_")} and "nmi" in scores

@@ -15,6 +15,8 @@ import pytest
 from conftest import free_port, loopback_only, run_py, stop_group
 from test_sweep import sweep_runs
 
+from clustersweep.stages.metrics import is_cost
+
 
 @pytest.fixture(scope="module")
 def ray_cluster():
@@ -88,7 +90,7 @@ def test_ray_launcher_gives_the_basic_launchers_metrics_and_reuses_its_cache(ray
     for c in children:
         assert c.info.status == "FINISHED"
         which = "ray" if c.data.tags["mlflow.parentRunId"] == ray_parent else "basic"
-        scores = {k: v for k, v in c.data.metrics.items() if not k.startswith("time_")}
+        scores = {k: v for k, v in c.data.metrics.items() if not is_cost(k)}
         by_launcher[which][c.info.run_name] = scores
     assert len(by_launcher["ray"]) == 2 and by_launcher["ray"].keys() == by_launcher["basic"].keys()
     for name, scores in by_launcher["ray"].items():

@@ -97,6 +97,11 @@ ELSEWHERE = {
     "scripts/reproduce.py": "test_run.py::test_reproduce_round_trip_and_a_run_from_another_machine",
     "--leaderboard": "test_methods.py::test_leaderboard_lists_each_familys_best_by_the_label_free_metric",
     "mlflow ui": "test_server.py::test_a_joblib_sweep_logs_runs_metrics_and_artifacts_to_the_server_and_no_secret",
+    "dataset=arrays": "test_own_data.py::test_a_labelled_matrix_runs_and_sweeps",
+    "dataset=image_folder": "test_own_data.py::test_a_folder_of_images_runs_and_sweeps_with_colour_plots",
+    "dataset=idx": "test_data.py::test_the_idx_loader_on_the_fashion_folder_is_fashion_mnist",
+    "register_best": "test_model.py::test_a_sweep_registers_its_best_and_predict_assigns_new_data",
+    "clustersweep.predict": "test_model.py::test_a_sweep_registers_its_best_and_predict_assigns_new_data",
 }
 
 

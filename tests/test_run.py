@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def test_run_logs_params_metrics_tags_artifacts_and_name(store):
     assert {"config.yaml", "overrides.yaml", "plots"} <= top
     html = {a.path for a in client.list_artifacts(r.info.run_id, "plots")}
     expected = [
+        "cluster_sizes",
         "contingency_counts",
         "contingency_fraction",
         "cluster_purity",
@@ -77,7 +79,10 @@ def test_run_logs_params_metrics_tags_artifacts_and_name(store):
     assert "spectrum.json" in top and r.data.metrics["k95"] > 8
     page = Path(client.download_artifacts(r.info.run_id, "plots/contingency_counts.html", str(Path(store[10:]).parent)))
     text = page.read_text()
-    assert "North" in text and "cdn.plot.ly" in text and len(text) < 200_000  # class names; plotly.js not embedded
+    assert "North" in text and len(text) < 200_000  # class names; plotly.js not embedded, but the store's copy:
+    assert re.search(r'"run": "([0-9a-f]{32})"', text)[1] in {
+        r.info.run_id for r in runs(store, "clustersweep-assets")[1]
+    }
     art = Path(r.info.artifact_uri.removeprefix("file://"))
     assert art.is_relative_to(Path(store[10:]).parent)  # artifacts beside the store, not in Hydra's folders
 

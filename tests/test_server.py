@@ -80,6 +80,20 @@ def test_a_joblib_sweep_logs_runs_metrics_and_artifacts_to_the_server_and_no_sec
         timeout=30,
     ).json()["metrics"]
     assert metric[0]["value"] == child.data.metrics["nmi"]
+    # … and shows each run's logged model and its dataset input.
+    got = requests.get(f"{mlflow_server.uri}/api/2.0/mlflow/runs/get", params={"run_id": child.info.run_id}, timeout=30)
+    run = got.json()["run"]
+    (dataset,) = run["inputs"]["dataset_inputs"]
+    assert (
+        dataset["dataset"]["digest"] == child.data.tags["data.sha256"][:36]
+        and dataset["dataset"]["name"] == "synthetic"
+    )
+    (output,) = run["outputs"]["model_outputs"]
+    model = requests.get(f"{mlflow_server.uri}/api/2.0/mlflow/logged-models/{output['model_id']}", timeout=30).json()
+    assert (
+        model["model"]["info"]["source_run_id"] == child.info.run_id
+        and model["model"]["info"]["status"] == "LOGGED_MODEL_READY"
+    )
     # No secret in anything the sweep logged or printed; the URI is there, masked.
     assert "alice\\:***@127.0.0.1" in res.stdout  # Hydra's log of each job's overrides (it escapes `:`)
     logged = [res.stdout, res.stderr]

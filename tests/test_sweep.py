@@ -10,6 +10,8 @@ import pytest
 from conftest import read_until, run_py, runs, start_run_py
 from mlflow.tracking import MlflowClient
 
+from clustersweep.stages.metrics import is_cost
+
 GRID = [
     "dataset=synthetic",
     "reducer=pca,svd",
@@ -116,7 +118,7 @@ def test_the_launcher_changes_no_metric(store):
     assert len({c.data.tags["process.pid"] for c in children if c.data.tags["mlflow.parentRunId"] == newest}) == 2
     same = [r for r in runs(store)[1] if r.info.run_name == "pca-k8-kmeans-K4-n_init2-plots.enabled=false"]
     assert len(same) == 3 and len({r.data.tags["config.identity"] for r in same}) == 1
-    scores = [{k: v for k, v in r.data.metrics.items() if not k.startswith("time_")} for r in same]
+    scores = [{k: v for k, v in r.data.metrics.items() if not is_cost(k)} for r in same]
     for other in scores[1:]:
         assert other == pytest.approx(scores[0], rel=1e-9, abs=1e-9)
 

@@ -36,7 +36,7 @@ from clustersweep.config.validate import check_select_by
 from clustersweep.errors import ConfigError, one_line
 from clustersweep.report import summary
 from clustersweep.report.tables import Outcome, sweep_table
-from clustersweep.tracking import runs
+from clustersweep.tracking import assets, registry, runs
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import check_reachable, experiment_id, tracking_uri
 
@@ -85,6 +85,8 @@ def check_settings(config: DictConfig) -> None:
         }.get(task, f"expected task={TASK}")
         raise ConfigError(f"task={task} cannot run under -m (a sweep's jobs are clustering runs): {why}")
     check_select_by(app)
+    if app.sweep.get("register_best") is not None:
+        registry.check_name(str(app.sweep.register_best))
     study = OmegaConf.select(config, "hydra.sweeper.study_name")
     earlier = study and _study_parent(app, study)
     objective = earlier and earlier.data.tags.get("sweep.select_by", app.sweep.select_by)
@@ -122,8 +124,11 @@ def app_config(config: DictConfig) -> DictConfig:
 class Parent:
     """The parent run of the sweep this process runs, from `open` to `close` (or `abort`)."""
 
-    def __init__(self, run: runs.Run, select_by: str, sweep_dir: Path, start: float) -> None:
+    def __init__(
+        self, run: runs.Run, select_by: str, sweep_dir: Path, start: float, register_best: str | None = None
+    ) -> None:
         self.run, self.select_by, self.sweep_dir, self.start = run, select_by, sweep_dir, start
+        self.register_best = register_best
 
     @classmethod
     def open(cls, config: DictConfig, jobs: int | None) -> Parent:
@@ -154,7 +159,8 @@ class Parent:
         hand_off(config, {ENV_PARENT: run.run_id, ENV_TOTAL: str(jobs or "?"), ENV_START: str(start)})
         where = f"experiment {cfg.tracking.experiment!r}"
         print(f"sweep: {jobs or '?'} jobs → parent run {run.run_id} in {where} of {redact(uri)}", flush=True)
-        return cls(run, cfg.sweep.select_by, Path(str(config.hydra.sweep.dir)), start)
+        register = cfg.sweep.get("register_best")
+        return cls(run, cfg.sweep.select_by, Path(str(config.hydra.sweep.dir)), start, register and str(register))
 
     def close(self, status: str | None = None) -> Outcome:
         """Summarize and close the parent; status None means FINISHED unless a job failed.
@@ -171,7 +177,10 @@ class Parent:
             outcome = Outcome.of(table, unlogged)
             final = status or ("FAILED" if outcome.failed else DONE)
             self.run.log(tags={"sweep.outcome": outcome.line()})
-            summary.log_report(self.run, table, self.select_by, outcome)
+            js = assets.plotlyjs(self.run.client.tracking_uri)
+            top = summary.log_report(self.run, table, self.select_by, outcome, js)
+            if self.register_best:
+                self._register(top)
         except Exception as e:  # noqa: BLE001 - the parent is closed whatever the report does
             outcome = outcome or Outcome(failed=unlogged, store_error=redact(one_line(e)))
             print(f"sweep: could not write the summary: {redact(one_line(e))}", file=sys.stderr, flush=True)
@@ -185,6 +194,27 @@ class Parent:
                 os.environ.pop(key, None)
         print(f"sweep {('FAILED' if outcome.store_error else final).lower()}: {outcome.line()}", flush=True)
         return outcome
+
+    def _register(self, top: object) -> None:
+        """The best run's model as the next version of `sweep.register_best`, tagged with this sweep."""
+        if top is None:
+            print(f"sweep: no run to register as {self.register_best!r}: none finished with {self.select_by}")
+            return
+        tags = {
+            "sweep.parent": self.run.run_id,
+            "sweep.selected_by": self.select_by,
+            self.select_by: f"{top[self.select_by]:.6g}",
+        }
+        try:
+            version = registry.register(self.run.client, self.register_best, top.run_id, tags)
+        except (ValueError, MlflowException) as e:
+            print(
+                f"sweep: could not register {top.run_name} as {self.register_best!r}: {redact(one_line(e))}",
+                file=sys.stderr,
+            )
+            return
+        self.run.log(tags={"best.registered": f"{self.register_best}/{version}"})
+        print(f"sweep: registered {top.run_name} as models:/{self.register_best}/{version}", flush=True)
 
     def abort(self, status: str) -> None:
         """Close after Ctrl-C (KILLED) or a crash (FAILED); a parent with no job run yet is deleted. Never raises."""

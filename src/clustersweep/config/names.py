@@ -1,7 +1,7 @@
 """Run names: the reducer's and the clusterer's `label` (`pca-k100-kmeans-K12`), then every other value that
 differs from the defaults of the chosen configs — the seed, a subsample, an estimator parameter, a metric's
-setting — compactly (`-seed0`, `-n_train5000`, `-svd_solver=covariance_eigh`, `-metrics.space=embedding`), so that
-two configurations never share a name.
+setting — compactly (`-seed0`, `-n_train5000`, `-svd_solver=covariance_eigh`, `-metrics.space=embedding`, a path
+by its last part: `-path=pixels.npz`), so that two configurations never share a name.
 
 The defaults are the config files themselves: `conf/config.yaml` and `conf/<group>/<name>.yaml` for the dataset,
 the reducer and the clusterer (a choice's `name` is its file name). Where and how a run is logged (`tracking`,
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import PurePath
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -79,6 +80,9 @@ def _flat(cfg: DictConfig, resolve: bool) -> dict[str, Any]:
     def walk(node: Any, prefix: str) -> None:
         if isinstance(node, DictConfig):
             for k in node:
+                if OmegaConf.is_missing(node, k):  # `path: ???` in a default: nothing to compare but itself
+                    out[f"{prefix}{k}"] = "???"
+                    continue
                 walk(node._get_node(k) if not resolve else node[k], f"{prefix}{k}.")
         elif isinstance(node, ListConfig):
             for i in range(len(node)):
@@ -99,4 +103,6 @@ def _compact(key: str, value: Any) -> str:
         return f"{last}={str(value).lower()}"
     if isinstance(value, int | float):
         return f"{last}{value:g}" if isinstance(value, float) else f"{last}{value}"
+    if last.endswith("path") and "/" in str(value):  # a file or folder by its own name: `path=pixels.npz`
+        value = PurePath(str(value)).name
     return f"{last}={value}"

@@ -23,21 +23,32 @@ from clustersweep.stages.metrics import LABEL_FREE, NEIGHBOURS
 
 @dataclass(frozen=True)
 class Limits:
-    """What the data allows, known from the dataset config alone (no loading)."""
+    """What the data allows: known from the loaded data, or before loading from what the dataset config says
+    (math.inf where it says nothing)."""
 
-    n_features: int
-    n_classes: int
-    size_train: int  # full split sizes
-    size_test: int
-    n_train: int  # after the optional subsample
-    image_side: int  # the images' shorter side
+    n_features: float
+    n_classes: int  # 1 without labels
+    size_train: float  # full split sizes
+    size_test: float
+    n_train: float  # after the optional subsample
+    image_side: float  # the images' shorter side
 
 
-def limits(cfg: DictConfig) -> Limits:
+def limits(cfg: DictConfig, data: Any = None) -> Limits:
+    """From `data` (a loaded `Dataset`) when given, else from the dataset config alone."""
     ds = cfg.dataset
-    n_train = ds.n_train if _is_int(ds.n_train) and ds.n_train > 0 else ds.size_train
-    shape = ds.image_shape
-    return Limits(math.prod(shape), len(ds.class_names), ds.size_train, ds.size_test, n_train, min(shape))
+    if data is not None:
+        shape, n_classes = data.image_shape, len(data.class_names or [None])
+        size_train, size_test = len(data.X_train), len(data.X_test)
+        n_features: float = data.X_train.shape[1]
+        n_train: float = size_train
+    else:
+        shape, n_classes = ds.get("image_shape"), len(ds.get("class_names") or [None])
+        size_train = size_test = math.inf
+        n_features = math.prod(shape) if shape else math.inf
+        n_train = ds.n_train if _is_int(ds.get("n_train")) and ds.n_train > 0 else math.inf
+    side = min(shape[:2]) if shape else math.inf
+    return Limits(n_features, n_classes, size_train, size_test, n_train, side)
 
 
 def _is_int(v: Any) -> bool:
@@ -100,14 +111,14 @@ _SELECT_BY = _one_of(*LABEL_FREE)
 
 def _rules(lim: Limits) -> dict[str, Check]:
     """The user-facing keys and what each allows; a key absent from the chosen config is skipped."""
-    per_class = " (at least one per class)"
+    per_class = " (at least one per class)" if lim.n_classes > 1 else ""
     return {
         "seed": _int_in(0, 2**32 - 1),
         "compute.threads": _int_in(1),
         "dataset.n_train": _optional(_int_in(lim.n_classes, lim.size_train, per_class)),
         "dataset.n_test": _optional(_int_in(lim.n_classes, lim.size_test, per_class)),
-        "reducer.k": _int_in(1, lim.n_features, " (the number of pixel features)"),
-        "reducer.pca_k": _int_in(1, lim.n_features, " (the number of pixel features)"),
+        "reducer.k": _int_in(1, lim.n_features, " (the number of features)"),
+        "reducer.pca_k": _int_in(1, lim.n_features, " (the number of features)"),
         "reducer.n_neighbors": _int_in(2, lim.n_train - 1, " (fewer than the train samples)"),
         "reducer.min_dist": _at_least_zero,
         "reducer.n_filters": _int_in(2),
@@ -127,21 +138,24 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "metrics.max_noise": _fraction,
         "metrics.max_cluster_share": _fraction,
         "sweep.select_by": _SELECT_BY,
-        "metrics.common_k": _int_in(1, lim.n_features, " (the number of pixel features)"),
+        "metrics.common_k": _int_in(1),  # narrower data keeps all its features
         "plots.scatter_points": _int_in(1),
     }
 
 
-def validate(cfg: DictConfig) -> dict[str, Any]:
-    """Raise ConfigError on the first value that cannot run; returns the estimators, built and checked by sklearn."""
+def validate(cfg: DictConfig, data: Any = None) -> dict[str, Any]:
+    """Raise ConfigError on the first value that cannot run; returns the estimators, built and checked by sklearn.
+    Without `data` the limits are what the dataset config says; with the loaded data, the data's."""
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as e:
         raise ConfigError(f"config does not resolve: {_first_line(e)}") from None
-    for key, check in _rules(limits(cfg)).items():
+    lim = limits(cfg, data)
+    for key, check in _rules(lim).items():
         _check(cfg, key, check)
-    _check_fit_size(cfg.clusterer, limits(cfg).n_train)
+    _check_fit_size(cfg.clusterer, lim.n_train)
     _check_pca_after_patches(cfg.reducer)
+    _check_images_for_patches(cfg, data)
     built = {}
     for group in ("reducer", "clusterer"):
         _check_keys_used(cfg[group], group)
@@ -163,13 +177,21 @@ def _check(cfg: DictConfig, key: str, check: Check) -> None:
 
 
 def _check_fit_size(node: DictConfig, n_train: int) -> None:
-    """A clusterer whose memory grows with n² (`max_n_fit`) must be fitted on a subsample small enough."""
+    """A clusterer whose memory grows with n² (`max_n_fit`) must be fitted on a subsample small enough; K clusters
+    need K rows."""
     cap = node.get("max_n_fit")
     rows = min(node.get("n_fit") or n_train, n_train)
     if cap is not None and rows > cap:
         raise ConfigError(
-            f"clusterer.n_fit={node.get('n_fit')!r} is not allowed for clusterer={node.name}: it would fit {rows} rows,"
+            f"clusterer.n_fit={node.get('n_fit')!r} is not allowed for clusterer={node.name}: it would fit "
+            f"{'every train row' if rows == math.inf else f'{rows} rows'},"
             f" expected at most {cap} (its memory grows with n²; set clusterer.n_fit)"
+        )
+    K = node.get("K")
+    if _is_int(K) and K > rows:
+        raise ConfigError(
+            f"clusterer.K={K} is not allowed: expected at most {rows}, the rows the clusterer is fitted on "
+            "(clusterer.n_fit, dataset.n_train)"
         )
 
 
@@ -182,6 +204,18 @@ def _check_pca_after_patches(node: DictConfig) -> None:
         raise ConfigError(
             f"reducer.pca_k={node.pca_k!r} is not allowed: expected an integer in 1..{n} (the patch features,"
             f" n_filters·pool²)"
+        )
+
+
+def _check_images_for_patches(cfg: DictConfig, data: Any) -> None:
+    """Patch codes cut grey images into patches: the rows must be images of a known (H, W) shape."""
+    if "n_filters" not in cfg.reducer:
+        return
+    shape = data.image_shape if data is not None else cfg.dataset.get("image_shape")
+    if shape is None or len(shape) != 2:
+        raise ConfigError(
+            f"reducer={cfg.reducer.name} needs grey images of a known shape, but dataset.image_shape="
+            f"{None if shape is None else list(shape)}: set dataset.image_shape=[height,width] (rows that are images)"
         )
 
 

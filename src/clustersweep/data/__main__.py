@@ -9,8 +9,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from clustersweep.data.idx import fetch, one_line
-from clustersweep.errors import DataError
+from clustersweep.data.dataset import build_loader
+from clustersweep.data.idx import one_line
+from clustersweep.errors import ConfigError, DataError
 from clustersweep.paths import CONF_DIR
 
 
@@ -27,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = OmegaConf.load(CONF_DIR / "dataset" / "fashion_mnist.yaml")
-        folder = fetch(cfg, into=args.path)
-    except (DataError, OSError) as e:
+        folder = build_loader(cfg).fetch(into=args.path)
+    except (DataError, ConfigError, OSError) as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 1
     print(f"{cfg.name} data is ready in {folder}")

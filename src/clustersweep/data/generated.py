@@ -1,47 +1,51 @@
-"""Datasets made in memory, fixed by `seed_data` so their arrays and SHA-256 are the same in every run:
-scikit-learn's bundled handwritten digits, and generated spots (for tests and demos)."""
+"""Loaders of datasets made in memory, the same arrays and SHA-256 in every run: scikit-learn's bundled handwritten
+digits, and generated spots fixed by `seed_data` (for tests and demos)."""
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-from clustersweep.data.arrays import Full, in_memory
-from clustersweep.errors import DataError
+from clustersweep.data.full import Full, in_memory
 
 
-@functools.lru_cache(maxsize=4)
-def synthetic(seed_data: int, n_classes: int, size_train: int, size_test: int, image_shape: tuple[int, int]) -> Full:
-    """Blurred spots at class-specific places on a circle, each sample jittered, dimmed and noisy.
+class Synthetic:
+    """Loader of blurred spots at class-specific places on a circle, each sample jittered, dimmed and noisy.
 
     Fixed by seed_data alone, not the run seed, so the data and its sha256 are the same in every run; the
     classes are far apart, so a working pipeline must recover them (tests, demos).
     """
-    rng = np.random.default_rng(seed_data)
-    h, w = image_shape
-    angles = np.pi / 2 - 2 * np.pi * np.arange(n_classes) / n_classes  # class 0 at the top, then clockwise
-    centre = np.array([(h - 1) / 2, (w - 1) / 2])
-    spots = centre + 0.3 * min(h, w) * np.stack([-np.sin(angles), np.cos(angles)], axis=1)  # (row, col)
-    X_train, y_train = _spots(rng, spots, size_train, image_shape)
-    X_test, y_test = _spots(rng, spots, size_test, image_shape)
-    return in_memory(X_train, y_train, X_test, y_test, image_shape)
+
+    def __init__(
+        self, name: str, seed_data: int, n_classes: int, size_train: int, size_test: int, image_size: list[int]
+    ):
+        self.name, self.seed_data, self.n_classes = name, int(seed_data), int(n_classes)
+        self.size_train, self.size_test = int(size_train), int(size_test)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+
+    def load(self) -> Full:
+        rng = np.random.default_rng(self.seed_data)
+        h, w = self.image_size
+        angles = np.pi / 2 - 2 * np.pi * np.arange(self.n_classes) / self.n_classes  # class 0 at the top, clockwise
+        centre = np.array([(h - 1) / 2, (w - 1) / 2])
+        spots = centre + 0.3 * min(h, w) * np.stack([-np.sin(angles), np.cos(angles)], axis=1)  # (row, col)
+        X_train, y_train = _spots(rng, spots, self.size_train, self.image_size)
+        X_test, y_test = _spots(rng, spots, self.size_test, self.image_size)
+        return in_memory(X_train, y_train, X_test, y_test, self.image_size)
 
 
-@functools.lru_cache(maxsize=2)
-def digits(seed_data: int, size_test: int) -> Full:
-    """scikit-learn's 1,797 8x8 handwritten digits (UCI; shipped with scikit-learn, so no download), split into
-    train and test by a stratified split fixed by seed_data, so the data and its sha256 are the same in every run."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+class Digits:
+    """Loader of scikit-learn's 1,797 8x8 handwritten digits (UCI; shipped with scikit-learn, so no download), as
+    one set: the dataset splits it (`dataset.test_size`, `dataset.split_seed`)."""
 
-    images = load_digits()
-    X = (images.data / 16.0).astype(np.float32)  # pixel values are 0..16
-    y = images.target.astype(np.int64)
-    if not 10 <= size_test <= len(y) - 10:
-        raise DataError(f"dataset.size_test={size_test} is out of range for the digits: use 10..{len(y) - 10}")
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=size_test, stratify=y, random_state=seed_data)
-    return in_memory(X_train, y_train, X_test, y_test, images.images.shape[1:])
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def load(self) -> Full:
+        from sklearn.datasets import load_digits
+
+        images = load_digits()
+        X = (images.data / 16.0).astype(np.float32)  # pixel values are 0..16
+        return in_memory(X, images.target.astype(np.int64), None, None, images.images.shape[1:])
 
 
 def _spots(

@@ -1,10 +1,10 @@
-"""IDX datasets (Fashion-MNIST's format): the four gzip files found locally or downloaded, each checked against
-its SHA-256 before it is used, so a run never quietly learns from corrupt data."""
+"""The `idx` loader: an IDX set (the format of MNIST, Fashion-MNIST, KMNIST, EMNIST), gzip or raw, found locally or
+downloaded; a file with a configured SHA-256 is checked before it is used, so a run never quietly learns from
+corrupt data."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import gzip
 import hashlib
 import http.client
@@ -15,14 +15,14 @@ import sys
 import tempfile
 import urllib.request
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
 from tqdm import tqdm
 
-from clustersweep.data.arrays import Full, read_only
+from clustersweep.data.full import Full, combined_sha256, read_only
 from clustersweep.errors import DataError
 
 _FILE_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
@@ -33,7 +33,7 @@ _REFETCH = "delete it and run `python -m clustersweep.data fetch`"
 
 @dataclass(frozen=True)
 class IdxSource:
-    """Everything that decides where the IDX files come from; hashable, so it keys the per-process cache."""
+    """Everything that decides where the IDX files come from."""
 
     name: str
     path: str | None
@@ -41,49 +41,92 @@ class IdxSource:
     system_path: str | None
     system_package: str | None
     mirrors: tuple[str, ...]
-    files: tuple[tuple[str, str], ...]  # (file name, SHA-256 of the decompressed content) per _FILE_KEYS
+    files: tuple[tuple[str, str, str | None], ...]  # (key, file name, SHA-256 of the decompressed content or None)
 
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> IdxSource:
-        missing = [key for key in _FILE_KEYS if key not in cfg.files]
-        if missing:
-            raise DataError(f"dataset.files lacks {', '.join(missing)}; it needs {', '.join(_FILE_KEYS)}")
+
+class IdxFiles:
+    """Loader of an IDX set: `files` maps train_images (required), train_labels, test_images and test_labels (each
+    optional: without test files the dataset splits train; without labels there are none) to {name, sha256}; a
+    sha256 (of the decompressed content) is optional and checked when given.
+
+    Looked for in this order: `path` (when set, the only place tried), the user cache
+    (~/.cache/clustersweep/<name>), `system_path`, then downloaded from `mirrors` into the cache.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        files: Mapping[str, Mapping[str, str | None]],
+        path: str | None = None,
+        system_path: str | None = None,
+        system_package: str | None = None,
+        mirrors: list[str] | tuple[str, ...] = (),
+    ) -> None:
+        unknown = [key for key in files if key not in _FILE_KEYS]
+        if unknown or "train_images" not in files:
+            raise DataError(
+                f"dataset.files has {', '.join(map(str, files)) or 'nothing'}; it takes train_images (required), "
+                "train_labels, test_images and test_labels"
+            )
+        if files.get("test_labels") is not None and files.get("test_images") is None:
+            raise DataError("dataset.files has test_labels without test_images; give both or neither")
         cache_root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return cls(
-            name=str(cfg.name),
-            path=None if cfg.get("path") is None else str(cfg.path),
-            cache_dir=str(Path(cache_root) / "clustersweep" / str(cfg.name)),
-            system_path=None if cfg.get("system_path") is None else str(cfg.system_path),
-            system_package=None if cfg.get("system_package") is None else str(cfg.system_package),
-            mirrors=tuple(str(m) for m in cfg.get("mirrors") or ()),
-            files=tuple((str(cfg.files[k].name), str(cfg.files[k].sha256).lower()) for k in _FILE_KEYS),
+        self.src = IdxSource(
+            name=str(name),
+            path=None if path is None else str(path),
+            cache_dir=str(Path(cache_root) / "clustersweep" / str(name)),
+            system_path=None if system_path is None else str(system_path),
+            system_package=None if system_package is None else str(system_package),
+            mirrors=tuple(str(m) for m in mirrors or ()),
+            files=tuple(
+                (
+                    key,
+                    str(files[key]["name"]),
+                    None if not files[key].get("sha256") else str(files[key]["sha256"]).lower(),
+                )
+                for key in _FILE_KEYS
+                if files.get(key) is not None
+            ),
         )
 
+    def load(self) -> Full:
+        """Locate, check and parse the files (the full Fashion-MNIST takes ~220 MB)."""
+        _, raw, shas = _locate(self.src, progress=True)
+        names = {key: name for key, name, _ in self.src.files}
+        X_train, y_train, shape = _images_and_labels(raw, names, "train")
+        X_test, y_test, test_shape = _images_and_labels(raw, names, "test")
+        if X_test is not None and test_shape != shape:
+            raise DataError(
+                f"{names['train_images']} holds {shape} images but {names['test_images']} holds {test_shape}; "
+                "the files do not belong together, check dataset.files"
+            )
+        if (y_train is None) != (y_test is None) and X_test is not None:
+            raise DataError("dataset.files gives labels for one split only; give train_labels and test_labels")
+        sha = combined_sha256(shas[key] for key in _FILE_KEYS if key in shas)
+        return Full(*read_only(X_train, y_train, X_test, y_test), shape, sha)
 
-def fetch(cfg: DictConfig, progress: bool = True, into: Path | None = None) -> Path:
-    """Make sure the IDX files are available locally (for the set-up script); returns the folder used. With
-    `into`, that folder gets the four verified files: those it lacks are copied from where they are found
-    (the user cache, the system path) or downloaded into it (a shared folder for a cluster's nodes)."""
-    if cfg.kind != "idx":
-        raise DataError(f"dataset.kind={cfg.kind!r} has no files to fetch; only kind 'idx' does")
-    src = IdxSource.from_cfg(cfg)
-    if into is None:
-        return _locate(src, progress)[0]
-    into = Path(into)
-    try:
-        into.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"--path {into}: cannot create it ({one_line(e)}); give a folder you can write") from None
-    if not _check_folder(into, src.files, _REFETCH)[1]:
+    def fetch(self, progress: bool = True, into: Path | None = None) -> Path:
+        """Make sure the files are available locally (for the set-up script); returns the folder used. With
+        `into`, that folder gets the verified files: those it lacks are copied from where they are found (the user
+        cache, the system path) or downloaded into it (a shared folder for a cluster's nodes)."""
+        src = self.src
+        if into is None:
+            return _locate(src, progress)[0]
+        into = Path(into)
+        try:
+            into.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataError(f"--path {into}: cannot create it ({one_line(e)}); give a folder you can write") from None
+        if not _check_folder(into, src.files, _REFETCH)[2]:
+            return into
+        cache = Path(src.cache_dir)
+        found = cache if not _check_folder(cache, src.files, _REFETCH)[2] else None
+        if found is None:  # the system path, else the mirrors: downloaded straight into `into`
+            found = _locate(dataclasses.replace(src, path=None, cache_dir=str(into)), progress)[0]
+        if found != into:
+            for _, name, _ in src.files:
+                _copy(_present(found, name), into / _present(found, name).name)
         return into
-    cache = Path(src.cache_dir)
-    found = cache if not _check_folder(cache, src.files, _REFETCH)[1] else None
-    if found is None:  # the system path, else the mirrors: downloaded straight into `into`
-        found, _ = _locate(dataclasses.replace(src, path=None, cache_dir=str(into)), progress)
-    if found != into:
-        for name, _ in src.files:
-            _copy(found / name, into / name)
-    return into
 
 
 def _copy(source: Path, dest: Path) -> None:
@@ -97,34 +140,21 @@ def _copy(source: Path, dest: Path) -> None:
         raise DataError(f"cannot copy {source} to {dest.parent} ({one_line(e)}); check its permissions") from None
 
 
-@functools.lru_cache(maxsize=2)
-def load_idx(src: IdxSource) -> Full:
-    """Locate, verify and parse the four files once per process (the full Fashion-MNIST takes ~220 MB)."""
-    _, raw = _locate(src, progress=True)
-    names = dict(zip(_FILE_KEYS, (name for name, _ in src.files), strict=True))
-    X_train, y_train, shape = _images_and_labels(raw, names, "train")
-    X_test, y_test, test_shape = _images_and_labels(raw, names, "test")
-    if test_shape != shape:
-        raise DataError(
-            f"{names['train_images']} holds {shape} images but {names['test_images']} holds {test_shape}; "
-            "the files do not belong together, check dataset.files"
-        )
-    sha = hashlib.sha256("\n".join(s for _, s in src.files).encode()).hexdigest()
-    return Full(*read_only(X_train, y_train, X_test, y_test), shape, sha)
-
-
 def _images_and_labels(
     raw: dict[str, bytes], names: dict[str, str], split: str
-) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int] | None]:
+    if f"{split}_images" not in raw:
+        return None, None, None
     images = _parse_idx(raw[f"{split}_images"], 3, names[f"{split}_images"])
-    labels = _parse_idx(raw[f"{split}_labels"], 1, names[f"{split}_labels"])
-    if len(images) != len(labels):
+    labels = _parse_idx(raw[f"{split}_labels"], 1, names[f"{split}_labels"]) if f"{split}_labels" in raw else None
+    if labels is not None and len(images) != len(labels):
         raise DataError(
             f"{names[f'{split}_images']} has {len(images)} images but {names[f'{split}_labels']} has "
             f"{len(labels)} labels; the files do not belong together, check dataset.files"
         )
     X = np.divide(images.reshape(len(images), -1), np.float32(255), dtype=np.float32)
-    return X, labels.astype(np.int64), (images.shape[1], images.shape[2])
+    y = None if labels is None else labels.astype(np.int64)
+    return X, y, (images.shape[1], images.shape[2])
 
 
 def _parse_idx(raw: bytes, ndim: int, origin: str) -> np.ndarray:
@@ -147,73 +177,87 @@ def _parse_idx(raw: bytes, ndim: int, origin: str) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
-def _locate(src: IdxSource, progress: bool) -> tuple[Path, dict[str, bytes]]:
-    """Find a folder whose four files all verify, in the documented order; returns it and their IDX bytes."""
+Files = tuple[tuple[str, str, "str | None"], ...]
+
+
+def _locate(src: IdxSource, progress: bool) -> tuple[Path, dict[str, bytes], dict[str, str]]:
+    """Find a folder whose files all verify, in the documented order; returns it, their IDX bytes by key and the
+    SHA-256 of each file's content."""
     if src.path is not None:
-        raw, problems = _check_folder(Path(src.path), src.files, "replace it or unset dataset.path")
+        raw, shas, problems = _check_folder(Path(src.path), src.files, "replace it or unset dataset.path")
         if problems:
             raise DataError(f"dataset.path={src.path} is unusable: {'; '.join(problems)}")
-        return Path(src.path), raw
+        return Path(src.path), raw, shas
     tried = ["dataset.path (not set)"]
     cache = Path(src.cache_dir)
-    raw, problems = _check_folder(cache, src.files, _REFETCH)
+    raw, shas, problems = _check_folder(cache, src.files, _REFETCH)
     if not problems:
-        return cache, raw
+        return cache, raw, shas
     tried.append(f"cache {cache} ({'; '.join(problems)})")
     if src.system_path is not None:
-        system_raw, system_problems = _check_folder(Path(src.system_path), src.files, _REFETCH)
+        system_raw, system_shas, system_problems = _check_folder(Path(src.system_path), src.files, _REFETCH)
         if not system_problems:
-            return Path(src.system_path), system_raw
+            return Path(src.system_path), system_raw, system_shas
         tried.append(f"system path {src.system_path} ({'; '.join(system_problems)})")
-    tried += _download(src, cache, raw, progress)
-    if len(raw) == len(_FILE_KEYS):
-        return cache, raw
-    fix = "set dataset.path=/folder/with/the/gz/files"
+    tried += _download(src, cache, raw, shas, progress)
+    if len(raw) == len(src.files):
+        return cache, raw, shas
+    fix = "set dataset.path=/folder/with/the/idx/files"
     if src.system_package is not None:
         fix += f", or: apt-get install {src.system_package}"
     raise DataError(f"no usable {src.name} data; tried: {'; '.join(tried)}. To fix: {fix}")
 
 
-def _check_folder(folder: Path, files: tuple[tuple[str, str], ...], advice: str) -> tuple[dict[str, bytes], list[str]]:
-    """The verified IDX bytes of the files present in `folder`, and what is wrong with the others."""
+def _present(folder: Path, name: str) -> Path:
+    """The file `name` in `folder`, or its gzip or raw twin (`x.gz` for `x`, `x` for `x.gz`) when only that is."""
+    file = folder / name
+    twin = folder / (name.removesuffix(".gz") if name.endswith(".gz") else f"{name}.gz")
+    return twin if not file.is_file() and twin.is_file() else file
+
+
+def _check_folder(folder: Path, files: Files, advice: str) -> tuple[dict[str, bytes], dict[str, str], list[str]]:
+    """The verified IDX bytes and content SHA-256s of the files present in `folder` (by key), and what is wrong
+    with the others."""
     raw: dict[str, bytes] = {}
+    shas: dict[str, str] = {}
     problems: list[str] = []
-    for key, (name, sha) in zip(_FILE_KEYS, files, strict=True):
-        file = folder / name
+    for key, name, sha in files:
+        file = _present(folder, name)
         if not file.is_file():
             problems.append(f"missing {name}")
             continue
         try:
-            raw[key] = _verified(file, sha, str(file), advice)
+            raw[key], shas[key] = _verified(file, sha, str(file), advice)
         except DataError as e:
             problems.append(str(e))
     if not raw and all(p.startswith("missing ") for p in problems):
         problems = ["no files"]
-    return raw, problems
+    return raw, shas, problems
 
 
-def _verified(file: Path, sha: str, label: str, advice: str) -> bytes:
-    """The decompressed content of `file`, if its SHA-256 is `sha` (content, not .gz bytes: see the YAML)."""
+def _verified(file: Path, sha: str | None, label: str, advice: str) -> tuple[bytes, str]:
+    """The content of `file` (decompressed when it is gzip) and its SHA-256, which must be `sha` when that is
+    given (content, not .gz bytes: Debian recompressed Fashion-MNIST's files, other bytes, the same content)."""
     try:
         packed = file.read_bytes()
     except OSError as e:
         raise DataError(f"{label}: cannot read it ({one_line(e)}); check its permissions") from None
     try:
-        raw = gzip.decompress(packed)
+        raw = gzip.decompress(packed) if packed[:2] == b"\x1f\x8b" else packed
     except (EOFError, OSError, zlib.error) as e:
         raise DataError(
             f"{label}: cannot decompress it ({one_line(e)}): the file is corrupt or truncated; {advice}"
         ) from None
     got = hashlib.sha256(raw).hexdigest()
-    if got != sha:
+    if sha is not None and got != sha:
         raise DataError(
             f"{label}: SHA-256 mismatch (got {got[:12]}…, expected {sha[:12]}…): "
             f"the file is corrupt or truncated; {advice}"
         )
-    return raw
+    return raw, got
 
 
-def _download(src: IdxSource, cache: Path, have: dict[str, bytes], progress: bool) -> list[str]:
+def _download(src: IdxSource, cache: Path, have: dict[str, bytes], shas: dict[str, str], progress: bool) -> list[str]:
     """Fetch the files `have` lacks into the cache, from the mirrors in order; returns why mirrors failed.
 
     A mirror that fails once is left for the next one, so a dead mirror costs one timeout, not four.
@@ -226,11 +270,11 @@ def _download(src: IdxSource, cache: Path, have: dict[str, bytes], progress: boo
         return [f"download (cannot create the cache folder: {one_line(e)})"]
     failures: list[str] = []
     for mirror in src.mirrors:
-        for key, (name, sha) in zip(_FILE_KEYS, src.files, strict=True):
+        for key, name, sha in src.files:
             if key in have:
                 continue
             try:
-                have[key] = _download_file(mirror.rstrip("/") + "/" + name, cache / name, sha, progress)
+                have[key], shas[key] = _download_file(mirror.rstrip("/") + "/" + name, cache / name, sha, progress)
             except DataError as e:
                 failures.append(f"mirror {e}")
                 break
@@ -239,9 +283,9 @@ def _download(src: IdxSource, cache: Path, have: dict[str, bytes], progress: boo
     return failures
 
 
-def _download_file(url: str, dest: Path, sha: str, progress: bool) -> bytes:
+def _download_file(url: str, dest: Path, sha: str | None, progress: bool) -> tuple[bytes, str]:
     """Download to a temp file beside `dest` and move it into place only once verified, so the cache never
-    holds a partial or corrupt file; returns the IDX bytes."""
+    holds a partial or corrupt file; returns the IDX bytes and their SHA-256."""
     try:
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     except OSError as e:

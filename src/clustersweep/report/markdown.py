@@ -44,18 +44,31 @@ def separation(y: np.ndarray, clusters: np.ndarray, class_names: list[str], top:
     return {"best": recall[:top], "worst": recall[::-1][:top], "confused": pairs[:top]}
 
 
+def cluster_sizes(clusters: np.ndarray, top: int = 12) -> str:
+    """'C0 412, C3 388, … noise 12': the clusters' sizes, largest first (the first `top`)."""
+    ks, counts = np.unique(clusters, return_counts=True)
+    order = [i for i in np.argsort(-counts, kind="stable") if ks[i] != NOISE]
+    parts = [f"C{ks[i]} {counts[i]}" for i in order[:top]]
+    if len(order) > top:
+        parts.append(f"… {len(order) - top} more")
+    if (ks == NOISE).any():
+        parts.append(f"noise {counts[ks == NOISE][0]}")
+    return ", ".join(parts)
+
+
 def run_report(
     name: str,
     m: dict[str, float],
-    y_test: np.ndarray,
+    y_test: np.ndarray | None,
     test_clusters: np.ndarray,
-    class_names: list[str],
+    class_names: list[str] | None,
     reducer: str,
     k: int | None,
     degenerate: str | None = None,
 ) -> str:
     """The conclusions of one run; of a degenerate one (`metrics.degenerate`), that first, and no per-class
-    figures (they would read as success: a single cluster "separates" every class 100%)."""
+    figures (they would read as success: a single cluster "separates" every class 100%). Without labels
+    (`y_test` None), the label-free figures and that there were none."""
     lines = [f"# {name}", ""]
     if degenerate:
         lines += [f"**Degenerate clustering: {degenerate}.** Not a clustering to interpret; no sweep picks it.", ""]
@@ -76,11 +89,19 @@ def run_report(
         if "silhouette" in m
         else f"- **Clustering**: {found}; silhouette undefined."
     )
-    lines.append(
-        f"- **Against the labels** (interpretation only): ARI {m['ari']:.3f}, NMI {m['nmi']:.3f}, "
-        f"purity {m['purity']:.3f}, Hungarian accuracy {m['acc_hungarian']:.3f}."
-    )
-    if degenerate:
+    if y_test is None:
+        lines.append(
+            "- **No labels**: the dataset has none, so ARI, NMI, purity and Hungarian accuracy are not computed."
+        )
+    else:
+        lines.append(
+            f"- **Against the labels** (interpretation only): ARI {m['ari']:.3f}, NMI {m['nmi']:.3f}, "
+            f"purity {m['purity']:.3f}, Hungarian accuracy {m['acc_hungarian']:.3f}."
+        )
+    sizes = cluster_sizes(test_clusters)
+    if sizes:
+        lines.append(f"- **Cluster sizes** (test): {sizes}.")
+    if degenerate or y_test is None or class_names is None:
         return "\n".join(lines) + "\n"
     sep = separation(y_test, test_clusters, class_names)
     lines.append(
@@ -113,11 +134,13 @@ def sweep_report(
     lines = [f"# {title}", "", (outcome or Outcome.of(df)).line() + "."]
     top = best(ok, select_by)
     if top is not None:
+        labelled = [f"{m} {top[m]:.3f}" for m in LABELLED[:3] if pd.notna(top.get(m))]
         lines.append(
-            f"\n**Best by {select_by}** (label-free): {top.run_name} — {select_by} {top[select_by]:.3f}; "
-            + ", ".join(f"{m} {top[m]:.3f}" for m in LABELLED[:3] if pd.notna(top.get(m)))
-            + " (labels: interpretation only)."
+            f"\n**Best by {select_by}** (label-free): {top.run_name} — {select_by} {top[select_by]:.3f}"
+            + (f"; {', '.join(labelled)} (labels: interpretation only)." if labelled else "; no labels.")
         )
+    if len(ok) and not any(m in ok and ok[m].notna().any() for m in LABELLED):
+        lines.append("\nThe data had no labels: only label-free metrics were computed.")
     for name, runs in ok.groupby("clusterer.name") if "clusterer.name" in ok else ():
         if "clusterer.K" in runs and runs["clusterer.K"].notna().all():
             lines += _k_section(name, runs, select_by, swept)

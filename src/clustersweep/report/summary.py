@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from clustersweep.report import markdown
 from clustersweep.report.figures import charts
-from clustersweep.report.figures.html import write_html
+from clustersweep.report.figures.html import ServedPlotlyJs, write_html
 from clustersweep.report.tables import LABELLED, SHOWN_METRICS, Outcome, best, swept
 from clustersweep.stages.metrics import lower_is_better
 from clustersweep.tracking.runs import Run
@@ -90,7 +90,12 @@ def reducer_comparisons(client: MlflowClient, df: pd.DataFrame) -> dict[str, obj
 
 
 def write_report(
-    df: pd.DataFrame, select_by: str, out: Path, embed_plotlyjs: bool = False, client: MlflowClient | None = None
+    df: pd.DataFrame,
+    select_by: str,
+    out: Path,
+    embed_plotlyjs: bool = False,
+    client: MlflowClient | None = None,
+    plotlyjs: ServedPlotlyJs | None = None,
 ) -> list[Path]:
     """summary.csv + one HTML per figure into `out` (with a client, also the linear reducers compared)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +103,8 @@ def write_report(
     df.to_csv(written[0], index=False)
     figs = {**figures(df, select_by), **(reducer_comparisons(client, df) if client is not None else {})}
     for name, fig in figs.items():
-        written.append(write_html(fig, out / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', name)}.html", embed_plotlyjs))
+        page = out / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', name)}.html"
+        written.append(write_html(fig, page, embed_plotlyjs, plotlyjs))
     return written
 
 
@@ -109,20 +115,24 @@ def artifact_text(client: MlflowClient, run_id: str, path: str, tmp: str) -> str
         return None
 
 
-def log_report(parent: Run, df: pd.DataFrame, select_by: str, outcome: Outcome) -> None:
+def log_report(
+    parent: Run, df: pd.DataFrame, select_by: str, outcome: Outcome, plotlyjs: ServedPlotlyJs | None = None
+) -> pd.Series | None:
     """The report as the parent's `report.md` and `summary/` artifacts, the best run by `select_by` as its tags
-    (`best.*`) and metrics (`best_<metric>`); the report is printed too. It counts the jobs as `outcome` does."""
+    (`best.*`) and metrics (`best_<metric>`); the report is printed too. It counts the jobs as `outcome` does.
+    Returns the best run's row (None when no run has the metric)."""
     top = best(df, select_by)
     with parent.artifacts() as out, tempfile.TemporaryDirectory() as tmp:
-        write_report(df, select_by, out / "summary", client=parent.client)
+        write_report(df, select_by, out / "summary", client=parent.client, plotlyjs=plotlyjs)
         best_md = artifact_text(parent.client, top.run_id, "report.md", tmp) if top is not None else None
         text = markdown.sweep_report(parent.name, df, select_by, swept(df), best_md, outcome)
         (out / "summary" / "report.md").write_text(text)
         (out / "report.md").write_text(text)
     print(text, flush=True)
     if top is None:
-        return
+        return None
     parent.log(
         metrics={f"best_{m}": float(top[m]) for m in dict.fromkeys([select_by, *LABELLED]) if pd.notna(top.get(m))},
         tags={"best.run_id": top.run_id, "best.run_name": top.run_name, "best.selected_by": select_by},
     )
+    return top

@@ -67,9 +67,10 @@ def bases(cfg: DictConfig, data_sha256: str, uri: str) -> dict[str, tuple[np.nda
     return _cached(cfg, uri, _bases, data_sha256)[0]
 
 
-def common_space(cfg: DictConfig, data_sha256: str, uri: str) -> np.ndarray:
-    """Train in the one space where every run's label-free metrics are computed: exact PCA to `metrics.common_k`."""
-    estimator = {"_target_": "sklearn.decomposition.PCA", "n_components": cfg.metrics.common_k}
+def common_space(cfg: DictConfig, data_sha256: str, uri: str, n_features: int) -> np.ndarray:
+    """Train in the one space where every run's label-free metrics are computed: exact PCA to `metrics.common_k`
+    components (all `n_features` of narrower data)."""
+    estimator = {"_target_": "sklearn.decomposition.PCA", "n_components": min(cfg.metrics.common_k, n_features)}
     estimator["svd_solver"] = "covariance_eigh"
     return _cached(cfg, uri, _fit_reducer, estimator, data_sha256)[0][1]
 

@@ -37,19 +37,43 @@ def fit(clusterer: ClusterMixin, Z_train: np.ndarray) -> np.ndarray:
     return np.asarray(clusterer.fit_predict(Z_train))
 
 
-def assign(clusterer: ClusterMixin, Z_train: np.ndarray, train_labels: np.ndarray, Z_test: np.ndarray) -> np.ndarray:
+def assign(clusterer: ClusterMixin, Z_fit: np.ndarray, fit_labels: np.ndarray, Z_test: np.ndarray) -> np.ndarray:
     """Cluster labels for test points (see the module docstring for the rule per kind of estimator)."""
+    return predictor(clusterer, Z_fit, fit_labels).predict(Z_test)
+
+
+def predictor(clusterer: ClusterMixin, Z_fit: np.ndarray, fit_labels: np.ndarray) -> ClusterMixin:
+    """What gives new points a cluster: the fitted clusterer's own `predict`, or `NearestCluster` for one without
+    (DBSCAN: nearest core sample within eps; others: nearest fitted point)."""
     if hasattr(clusterer, "predict"):
-        return np.asarray(clusterer.predict(Z_test))
+        return clusterer
     core = getattr(clusterer, "core_sample_indices_", None)
-    if core is None:
-        core, radius = np.arange(len(Z_train)), np.inf
-    else:
-        radius = float(getattr(clusterer, "eps_", clusterer.eps))
-    if len(core) == 0:
-        return np.full(len(Z_test), NOISE)
-    dist, idx = nearest_among(Z_train, core, Z_test)
-    return np.where(dist <= radius, train_labels[idx], NOISE)
+    radius = np.inf if core is None else float(getattr(clusterer, "eps_", clusterer.eps))
+    return NearestCluster(radius).fit(Z_fit, fit_labels, core=core)
+
+
+class NearestCluster(ClusterMixin, BaseEstimator):
+    """A point takes the label of its nearest reference point within `radius`, else noise (-1): the rule for a
+    clusterer without `predict`, as an estimator a pipeline can end with. `fit(X, labels, core)`: the fitted points,
+    their labels and which of them are references (None: all). After fit: `X_`, `labels_`, `core_`."""
+
+    _parameter_constraints: dict = {"radius": [Interval(Real, 0.0, None, closed="both")]}  # inf: any distance
+
+    def __init__(self, radius: float = np.inf) -> None:
+        self.radius = radius
+
+    def fit(self, X: np.ndarray, y: np.ndarray, core: np.ndarray | None = None) -> NearestCluster:
+        self._validate_params()
+        self.X_, self.labels_ = np.asarray(X), np.asarray(y)
+        self.core_ = np.arange(len(self.X_)) if core is None else np.asarray(core, dtype=np.intp)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        Q = np.asarray(X)
+        if len(self.core_) == 0:
+            return np.full(len(Q), NOISE)
+        dist, idx = nearest_among(self.X_, self.core_, Q)
+        return np.where(dist <= self.radius, self.labels_[idx], NOISE)
 
 
 _NEIGHBOURS = 32

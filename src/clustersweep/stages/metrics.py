@@ -30,7 +30,14 @@ from clustersweep.stages import distances, memo
 NOISE = -1
 LABEL_FREE = ("silhouette", "davies_bouldin", "calinski_harabasz", "modularity")  # may pick a run; labels never do
 NEIGHBOURS = 15  # modularity's graph: each point linked to its 15 nearest (UMAP's default neighbourhood)
+NO_LABELS = "the dataset has no labels: ari, nmi, purity and acc_hungarian are not computed"
 LOWER_IS_BETTER = {"inertia", "davies_bouldin", "reconstruction_mse", "noise_fraction"}
+
+
+def is_cost(metric: str) -> bool:
+    """What a run cost (`time_<stage>_s`, `size_model_bytes`), not what it found: it moves from run to run, so no
+    comparison of results (reproduce.py, the launcher and Ray tests) counts it."""
+    return metric.startswith(("time_", "size_"))
 
 
 def lower_is_better(metric: str) -> bool:
@@ -155,26 +162,27 @@ def degenerate(train_clusters: np.ndarray, max_noise: float, max_cluster_share: 
 
 
 def score(
-    y_train: np.ndarray,
+    y_train: np.ndarray | None,
     train_clusters: np.ndarray,
-    y_test: np.ndarray,
+    y_test: np.ndarray | None,
     test_clusters: np.ndarray,
     space: np.ndarray,
     silhouette_sample_size: int,
     modularity_sample_size: int,
     seed: int,
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """All label-based and internal scores (those on `space`, the fitted train rows in the metric space);
-    returns (metrics, {metric: why it was left out})."""
+    """All label-based (when there are labels) and internal scores (those on `space`, the fitted train rows in the
+    metric space); returns (metrics, {metric: why it was left out}; `labels` when there are none)."""
     found = train_clusters[train_clusters != NOISE]
-    m: dict[str, float] = {
-        "ari": float(adjusted_rand_score(y_test, test_clusters)),
-        "nmi": float(normalized_mutual_info_score(y_test, test_clusters)),
-        "purity": purity(y_train, train_clusters, y_test, test_clusters),
-        "acc_hungarian": acc_hungarian(y_test, test_clusters),
-        "n_clusters": float(len(np.unique(found))),
-    }
+    m: dict[str, float] = {"n_clusters": float(len(np.unique(found)))}
     skipped: dict[str, str] = {}
+    if y_train is None or y_test is None:
+        skipped["labels"] = NO_LABELS
+    else:
+        m["ari"] = float(adjusted_rand_score(y_test, test_clusters))
+        m["nmi"] = float(normalized_mutual_info_score(y_test, test_clusters))
+        m["purity"] = purity(y_train, train_clusters, y_test, test_clusters)
+        m["acc_hungarian"] = acc_hungarian(y_test, test_clusters)
     if (train_clusters == NOISE).any():
         m["noise_fraction"] = float(np.mean(train_clusters == NOISE))
     try:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
@@ -23,9 +24,9 @@ from clustersweep.config.names import run_name
 from clustersweep.config.validate import validate
 from clustersweep.data.dataset import Dataset, load
 from clustersweep.report import markdown
-from clustersweep.stages import cache, cluster, metrics, reduce
+from clustersweep.stages import cache, cluster, metrics, model, reduce
 from clustersweep.tasks.cluster_plots import Fitted, pages
-from clustersweep.tracking import runs
+from clustersweep.tracking import assets, runs
 from clustersweep.tracking.identity import identity
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import experiment_id, tracking_uri
@@ -83,10 +84,11 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Prepared:
     """Validate, build the estimators, load the data and reach the tracking store; no run is created yet.
     `overrides`: those that make `cfg` (by default, this Hydra job's)."""
     start = time.perf_counter()
-    clusterer = validate(cfg)["clusterer"]
+    validate(cfg)  # what the config alone can tell, before the data is read
     watch = Stopwatch()
     with watch("load"):
         data = load(cfg.dataset, cfg.seed)
+    clusterer = validate(cfg, data)["clusterer"]
     uri = tracking_uri(cfg)
     exp_id = experiment_id(uri, cfg.tracking.experiment)
     given = runs.command_overrides() if overrides is None else overrides
@@ -121,6 +123,7 @@ def _fit_and_log(run: runs.Run, prep: Prepared) -> tuple[dict[str, float], dict[
     """Fit, score, draw and log; returns (metrics, {metric: why it was left out}, the report's markdown, why the
     clustering is degenerate or None)."""
     cfg, data, clusterer, watch = prep.cfg, prep.data, prep.clusterer, prep.watch
+    run.log_input(data.name, data.sha256, data.source, data.X_train, data.y_train)
     with watch("reduce"):
         reducer, Z_train, Z_test, mse, hit = cache.fit_reducer(cfg, data.sha256, prep.uri)
         has_spectrum = reduce.explained_variance(reducer) is not None
@@ -129,12 +132,17 @@ def _fit_and_log(run: runs.Run, prep: Prepared) -> tuple[dict[str, float], dict[
     with watch("cluster"):
         fit_clusters = cluster.fit(clusterer, Z_train[idx])
     with watch("assign"):
-        test_clusters = cluster.assign(clusterer, Z_train[idx], fit_clusters, Z_test)
+        predictor = cluster.predictor(clusterer, Z_train[idx], fit_clusters)
+        test_clusters = predictor.predict(Z_test)
     f = Fitted(reducer, clusterer, Z_train, Z_test, idx, fit_clusters, test_clusters, evr)
     with watch("metrics"):
-        space = Z_train if cfg.metrics.space == "embedding" else cache.common_space(cfg, data.sha256, prep.uri)
+        space = (
+            Z_train
+            if cfg.metrics.space == "embedding"
+            else cache.common_space(cfg, data.sha256, prep.uri, data.X_train.shape[1])
+        )
         m, skipped = metrics.score(
-            data.y_train[idx],
+            None if data.y_train is None else data.y_train[idx],
             fit_clusters,
             data.y_test,
             test_clusters,
@@ -159,18 +167,36 @@ def _fit_and_log(run: runs.Run, prep: Prepared) -> tuple[dict[str, float], dict[
     tags = {"cache.reducer": "hit" if hit else "miss", **{f"skipped.{k}": why for k, why in skipped.items()}}
     run.log(metrics=m, tags={**tags, **({"degenerate": flawed} if flawed else {})})
     md = markdown.run_report(
-        run.name, m, data.y_test, test_clusters, list(data.class_names), cfg.reducer.name, cfg.reducer.get("k"), flawed
+        run.name, m, data.y_test, test_clusters, data.class_names, cfg.reducer.name, cfg.reducer.get("k"), flawed
     )
     with run.artifacts() as out:
         (out / "report.md").write_text(md)
         (out / "config.yaml").write_text(redact(OmegaConf.to_yaml(cfg, resolve=True)))
         (out / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create([redact(o) for o in prep.overrides])))
+        np.save(out / "test_clusters.npy", test_clusters.astype(np.int32))  # the test rows' clusters, in order
         own_evr = getattr(reducer, "explained_variance_ratio_", None)
         if own_evr is not None:  # the sweep's summary compares the linear reducers' spectra
             (out / "spectrum.json").write_text(json.dumps({"explained_variance_ratio": [float(v) for v in own_evr]}))
         if cfg.plots.enabled:
             with watch("plots"):
                 (out / "plots").mkdir()
-                for fname, html in pages(cfg, data, f).items():
+                js = None if cfg.plots.embed_plotlyjs else assets.plotlyjs(prep.uri)
+                for fname, html in pages(cfg, data, f, js).items():
                     (out / "plots" / f"{fname}.html").write_text(html, encoding="utf-8")
+    if cfg.model.log:
+        with watch("model"):
+            _log_model(run, prep, model.assemble(reducer, predictor, cfg.compute.threads), test_clusters)
     return m, skipped, md, flawed
+
+
+def _log_model(run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline, test_clusters: np.ndarray) -> None:
+    """The fitted pipeline as the run's MLflow model, with what a later `predict` needs to read new data."""
+    data = prep.data
+    metadata = {
+        "image_shape": None if data.image_shape is None else list(data.image_shape),
+        "n_features": int(data.X_train.shape[1]),
+        "data.sha256": data.sha256,
+        "run_name": run.name,
+    }
+    size = run.log_model(pipeline, data.X_test[:2], test_clusters[:2], metadata, model.requirements(pipeline))
+    run.log(metrics={"size_model_bytes": size})

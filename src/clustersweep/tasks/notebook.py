@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
 from clustersweep.data.dataset import Dataset, load
+from clustersweep.errors import DataError
 from clustersweep.report import markdown, tables
 from clustersweep.report.figures import charts, images, scatter
 from clustersweep.report.figures.html import write_html
@@ -32,7 +33,7 @@ from clustersweep.report.summary import artifact_text
 from clustersweep.stages import cache, reduce
 from clustersweep.tasks import eda
 from clustersweep.tasks.cluster import RunResult, execute, prepare
-from clustersweep.tracking import runs
+from clustersweep.tracking import assets, runs
 from clustersweep.tracking.identity import identity
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import experiment_id, tracking_uri
@@ -88,7 +89,14 @@ def _run(cfg: DictConfig) -> str:
         # every child shares go into the cache (zlib and BLAS, which release the GIL): the data, the exact bases
         # and the clustering space.
         store = pool.submit(experiment_id, uri, cfg.tracking.experiment)
-        sha256 = load(cfg.dataset, cfg.seed).sha256
+        data = load(cfg.dataset, cfg.seed)
+        if not data.has_labels or data.image_shape is None:
+            raise DataError(
+                f"task=notebook needs labelled images, and dataset={cfg.dataset.name} has "
+                f"{'no labels' if not data.has_labels else 'no image_shape'}: the seed notebook compares clusters "
+                "with classes; use task=cluster (and sweeps) for this data"
+            )
+        sha256 = data.sha256
         if cfg.cache.enabled:  # without the cache, each child fits its own
             cache.bases(cfg, sha256, uri)
             cache.fit_reducer(child_cfg(cfg), sha256, uri)
@@ -108,7 +116,8 @@ def _run(cfg: DictConfig) -> str:
         _, final = _child(cfg, parent.run_id, [*nb.kmeans_final, f"clusterer.K={best_k}"], "final")
         for job in expand(list(nb.dbscan_sweep)):
             _child(cfg, parent.run_id, job)
-        _log_parent_report(parent, red, sweep, final, best_k, cfg.plots.embed_plotlyjs)
+        js = None if cfg.plots.embed_plotlyjs else assets.plotlyjs(uri)
+        _log_parent_report(parent, red, sweep, final, best_k, cfg.plots.embed_plotlyjs, js)
     print(f"notebook: parent run {parent.name} ({parent.run_id}) logged to {redact(uri)}", flush=True)
     return parent.run_id
 
@@ -199,9 +208,10 @@ def reduction_run(cfg: DictConfig, parent: str) -> dict:
         uri, exp_id, "reduction-pca-svd", tags={**tags, "task": "reduction"}, params=own, parent=parent
     ) as run:
         run.log(metrics=metrics)
+        js = None if cfg.plots.embed_plotlyjs else assets.plotlyjs(uri)
         with run.artifacts("plots") as out:
             for name, fig in figs.items():
-                write_html(fig, out / f"{name}.html", cfg.plots.embed_plotlyjs)
+                write_html(fig, out / f"{name}.html", cfg.plots.embed_plotlyjs, js)
     print(f"notebook: reduction-pca-svd k95 {k_95}", flush=True)
     return metrics
 
@@ -213,6 +223,7 @@ def _log_parent_report(
     final: RunResult,
     best_k: int,
     embed_plotlyjs: bool,
+    plotlyjs: assets.PlotlyJs | None = None,
 ) -> None:
     df = tables.sweep_table(parent.client, parent.run_id)
     df = df[df["clusterer.name"].notna()] if "clusterer.name" in df else df  # the clustering runs
@@ -249,8 +260,8 @@ def _log_parent_report(
         (out / "report.md").write_text(text)
         (out / "summary").mkdir()
         df.to_csv(out / "summary" / "summary.csv", index=False)  # the two sweep charts below say the rest
-        write_html(chart, out / "summary" / "kmeans_sweep.html", embed_plotlyjs)
-        write_html(eps_chart, out / "summary" / "dbscan_eps_sweep.html", embed_plotlyjs)
+        write_html(chart, out / "summary" / "kmeans_sweep.html", embed_plotlyjs, plotlyjs)
+        write_html(eps_chart, out / "summary" / "dbscan_eps_sweep.html", embed_plotlyjs, plotlyjs)
     parent.log(
         metrics={"k95": red["k95"], "best_K": best_k, **{f"final_{m}": fm[m] for m in tables.LABELLED}},
     )

@@ -16,14 +16,17 @@ A failure is recorded the same way everywhere (`Run.fail`): tag `error`, artifac
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import tempfile
 import traceback
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
@@ -120,6 +123,65 @@ class Run:
         with tempfile.TemporaryDirectory() as tmp:
             yield Path(tmp)
             self.client.log_artifacts(self.run_id, tmp, path)
+
+    def log_model(
+        self,
+        model: object,
+        example: np.ndarray,
+        outputs: np.ndarray,
+        metadata: Mapping[str, object],
+        requirements: list[str],
+    ) -> int:
+        """A scikit-learn model as this run's MLflow model `model` — `runs:/<run id>/model`, the runs table's Models
+        column — pickled with cloudpickle, with the signature of `example` → `outputs` and `example` as its input
+        example; returns its size in bytes. Nothing predicts while it is logged (MLflow's check of the example
+        would, and reload the model to do so)."""
+        import mlflow.sklearn
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model, infer_signature
+
+        experiment = self.client.get_run(self.run_id).info.experiment_id
+        logged = self.client.create_logged_model(experiment, name="model", source_run_id=self.run_id)
+        description = Model(
+            artifact_path=logged.artifact_location,
+            model_uuid=logged.model_id,
+            run_id=self.run_id,
+            metadata=dict(metadata),
+            model_id=logged.model_id,
+        )
+        quiet = logging.getLogger("mlflow.sklearn")  # its warning on pickles, once per run: docs/reference.md says it
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                mlflow.sklearn.save_model(
+                    model,
+                    Path(tmp) / "model",
+                    mlflow_model=description,
+                    signature=infer_signature(example, outputs),
+                    input_example=example,
+                    pip_requirements=requirements,
+                    serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+                )
+            finally:
+                quiet.setLevel(level)
+            size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+            self.client.log_model_artifacts(logged.model_id, str(Path(tmp) / "model"))
+        self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        return size
+
+    def log_input(self, name: str, digest: str, source: str, X: np.ndarray, y: np.ndarray | None) -> None:
+        """The run's dataset as its input (the runs table's Dataset column): `digest` (MLflow keeps 36 characters),
+        where it came from, its shape and whether it has labels (its targets)."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": two resolvers of local paths
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_numpy(X, source=source, targets=y, name=name, digest=digest[:36])
+        tags = [InputTag("mlflow.data.context", "train"), InputTag("labels", str(y is not None).lower())]
+        self.client.log_inputs(self.run_id, [DatasetInput(dataset._to_mlflow_entity(), tags)])
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)

@@ -92,6 +92,16 @@ def best_cluster_recall(y: np.ndarray, clusters: np.ndarray, class_names: list[s
     return fig
 
 
+def cluster_sizes(clusters: np.ndarray, title: str) -> go.Figure:
+    """Points per cluster (noise apart), largest first: what a clustering found, labels or not."""
+    ks, counts = np.unique(clusters, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    fig = go.Figure(go.Bar(x=cluster_names(ks[order]), y=counts[order], text=counts[order], name="points"))
+    fig.update_layout(title=title, xaxis_title="cluster", yaxis_title="points")
+    fig.update_xaxes(type="category")
+    return fig
+
+
 def class_counts(y: np.ndarray, class_names: list[str]) -> go.Figure:
     """Images per class, every class listed (a missing class shows as 0), to check the balance."""
     counts = np.bincount(y, minlength=len(class_names))

@@ -1,6 +1,7 @@
-"""Images as grey mosaics: samples, class prototypes, reconstructions, cluster centroids.
+"""Images as mosaics: samples, class prototypes, reconstructions, cluster centroids.
 
-Images are flat rows in [0, 1], reshaped to `image_shape` (H, W); one heatmap trace draws a whole mosaic.
+Images are flat rows in [0, 1], reshaped to `image_shape`: (H, W) grey, drawn by one heatmap trace, or (H, W, 3)
+colour, drawn by one image trace.
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ import plotly.graph_objects as go
 def image_grid(
     images: np.ndarray, titles: list[str], title: str, cols: int = 5, row_labels: list[str] | None = None
 ) -> go.Figure:
-    """Images (n, H, W) as one grey mosaic, each tile titled (and each row labelled, if given).
+    """Images (n, H, W) grey or (n, H, W, 3) colour as one mosaic, each tile titled (and each row labelled, if
+    given).
 
-    One heatmap trace instead of a subplot per image: a tenth of the time to build and of the HTML to load.
+    One trace instead of a subplot per image: a tenth of the time to build and of the HTML to load.
     """
     images = np.asarray(images, dtype=float)
-    n, h, w = images.shape
+    n, h, w = images.shape[:3]
+    colour = images.shape[3:]
     cols = max(1, min(cols, n))
     rows = max(1, math.ceil(n / cols))
     top, gap = max(h // 3, 6), 2  # room for a tile's title above it; space between tiles
     pitch_y, pitch_x = h + top, w + gap
-    mosaic = np.full((rows * pitch_y, cols * pitch_x - gap), np.nan)
+    mosaic = np.full((rows * pitch_y, cols * pitch_x - gap, *colour), 1.0 if colour else np.nan)
     notes = []
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
@@ -33,9 +36,11 @@ def image_grid(
             notes.append({"x": c * pitch_x + (w - 1) / 2, "y": r * pitch_y + top - 1.5, "text": titles[i]})
     for r, label in enumerate(row_labels or []):
         notes.append({"x": -1.5, "y": r * pitch_y + top + h / 2, "text": label, "xanchor": "right"})
-    fig = go.Figure(
-        go.Heatmap(z=mosaic, colorscale="gray", zmin=0, zmax=1, showscale=False, hoverongaps=False, name=title)
-    )
+    if colour:
+        trace = go.Image(z=np.clip(mosaic, 0, 1) * 255, colormodel="rgb", name=title)
+    else:
+        trace = go.Heatmap(z=mosaic, colorscale="gray", zmin=0, zmax=1, showscale=False, hoverongaps=False, name=title)
+    fig = go.Figure(trace)
     for note in notes:
         fig.add_annotation(
             showarrow=False, yanchor="bottom" if "xanchor" not in note else "middle", font={"size": 11}, **note
@@ -52,19 +57,25 @@ def image_grid(
     return fig
 
 
-def samples_per_class(X: np.ndarray, y: np.ndarray, class_names: list[str], image_shape: tuple[int, int]) -> go.Figure:
+def samples_per_class(X: np.ndarray, y: np.ndarray, class_names: list[str], image_shape: tuple[int, ...]) -> go.Figure:
     """The first image of each class, to see what each class name looks like."""
     classes, first = np.unique(y, return_index=True)
     images = X[first].reshape(-1, *image_shape)
     return image_grid(images, [class_names[c] for c in classes], "One sample per class")
 
 
-def average_image(X: np.ndarray, image_shape: tuple[int, int]) -> go.Figure:
+def first_images(X: np.ndarray, image_shape: tuple[int, ...], n: int = 10) -> go.Figure:
+    """The first images: what the data looks like, when there are no classes to show one of each."""
+    images = X[:n].reshape(-1, *image_shape)
+    return image_grid(images, [f"#{i}" for i in range(len(images))], f"The first {len(images)} images")
+
+
+def average_image(X: np.ndarray, image_shape: tuple[int, ...]) -> go.Figure:
     """The mean of all images: where the pixels that carry shape sit."""
     return image_grid(X.mean(axis=0).reshape(1, *image_shape), ["all images"], "Overall average image", cols=1)
 
 
-def class_prototypes(X: np.ndarray, y: np.ndarray, class_names: list[str], image_shape: tuple[int, int]) -> go.Figure:
+def class_prototypes(X: np.ndarray, y: np.ndarray, class_names: list[str], image_shape: tuple[int, ...]) -> go.Figure:
     """Each class's average image: the prototype a centroid-based clusterer could find."""
     classes = np.unique(y)
     images = np.stack([X[y == c].mean(axis=0) for c in classes]).reshape(-1, *image_shape)
@@ -75,7 +86,7 @@ def reconstructions(
     originals: np.ndarray,
     reconstructed: dict[int, np.ndarray],
     class_names_per_image: list[str],
-    image_shape: tuple[int, int],
+    image_shape: tuple[int, ...],
 ) -> go.Figure:
     """Originals on top, then one row per k of their reconstructions: what detail each k keeps."""
     ks, n = sorted(reconstructed), len(originals)

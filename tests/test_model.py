@@ -1,0 +1,86 @@
+"""The fitted pipeline as an MLflow model: loaded in a new process, it gives the test rows the clusters the run
+logged, for a clusterer with `predict` and for those without (their test-set rule is in the model)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_py, runs
+
+from clustersweep.data.dataset import load
+from clustersweep.tasks import cluster
+
+PREDICT = """
+import sys, numpy as np, mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(f"runs:/{sys.argv[2]}/model")
+np.save(sys.argv[4], model.predict(np.load(sys.argv[3])))
+"""
+
+
+@pytest.mark.parametrize(
+    "clusterer",
+    [
+        ["clusterer=kmeans"],
+        ["clusterer=gmm"],
+        ["clusterer=dbscan", "clusterer.eps=auto"],
+        ["clusterer=hdbscan", "clusterer.min_cluster_size=20"],
+    ],
+    ids=lambda c: c[0].split("=")[1],
+)
+def test_the_model_in_a_new_process_gives_the_logged_test_clusters(make_cfg, store, tmp_path, clusterer):
+    cfg = make_cfg(*clusterer, "plots.enabled=false")
+    res = cluster.run(cfg)
+    client, _ = runs(store)
+    logged = np.load(client.download_artifacts(res.run_id, "test_clusters.npy", str(tmp_path)))
+    X_test = load(cfg.dataset, cfg.seed).X_test
+    np.save(tmp_path / "X.npy", X_test)
+    out = tmp_path / "predicted.npy"
+    done = subprocess.run(
+        [sys.executable, "-c", PREDICT, store, res.run_id, str(tmp_path / "X.npy"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    predicted = np.load(out)
+    assert len(np.unique(logged)) > 1 and np.array_equal(predicted, logged)
+    run = client.get_run(res.run_id)
+    assert [o.model_id for o in run.outputs.model_outputs] and run.data.metrics["size_model_bytes"] > 1000
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.digest == run.data.tags["data.sha256"][:36] and dataset.dataset.name == "synthetic"
+
+
+def test_model_log_false_logs_no_model(make_cfg, store):
+    res = cluster.run(make_cfg("model.log=false", "plots.enabled=false"))
+    client, _ = runs(store)
+    assert not client.get_run(res.run_id).outputs.model_outputs and "size_model_bytes" not in res.metrics
+
+
+def test_a_sweep_registers_its_best_and_predict_assigns_new_data(store, tmp_path):
+    args = ["-m", "dataset=synthetic", "clusterer.K=3,4", "reducer.k=8", "clusterer.n_init=2", "plots.enabled=false"]
+    res = run_py(*args, "sweep.register_best=fmnist-best", store=store)
+    assert res.returncode == 0 and "registered " in res.stdout, res.stdout[-2000:] + res.stderr
+    client, found = runs(store)
+    (parent,) = [r for r in found if "sweep.overrides" in r.data.tags]
+    (version,) = client.search_model_versions("name='fmnist-best'")
+    assert version.run_id == parent.data.tags["best.run_id"] and version.tags["sweep.parent"] == parent.info.run_id
+    assert version.tags["sweep.selected_by"] == "silhouette"
+    X = np.random.default_rng(0).random((7, 784), dtype=np.float32)
+    np.save(tmp_path / "new.npy", X)
+    cmd = [sys.executable, "-m", "clustersweep.predict", "models:/fmnist-best/latest", str(tmp_path / "new.npy")]
+    done = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "c.csv"), "--tracking-uri", store], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "c.csv")
+    assert list(table.columns) == ["row", "cluster"] and len(table) == 7 and table.cluster.between(0, 3).all()
+    np.save(tmp_path / "wide.npy", np.zeros((2, 785), np.float32))
+    cmd[-1] = str(tmp_path / "wide.npy")
+    bad = subprocess.run([*cmd, "--tracking-uri", store], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "has 785 values per row but models:/fmnist-best/latest takes 784 (images of 28x28)" in bad.stderr
