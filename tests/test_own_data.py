@@ -61,6 +61,7 @@ def test_a_labelled_matrix_runs_and_sweeps(make_cfg, store, files):
     client, found = runs(store, "arrays")
     assert {"contingency_counts", "cluster_sizes", "cluster_scatter"} <= _plots(client, res.run_id)
     assert "centroids" not in _plots(client, res.run_id)  # rows that are not images get no image plots
+    assert client.get_run(res.run_id).outputs.model_outputs  # and the fitted pipeline as its model
     sweep = run_py(
         "-m",
         "dataset=arrays",
@@ -86,6 +87,7 @@ def test_a_folder_of_images_runs_and_sweeps_with_colour_plots(make_cfg, store, f
     assert res.metrics["nmi"] > 0.8
     client, _ = runs(store, "images")
     assert {"centroids", "reconstructions", "contingency_counts", "class_scatter_2d"} <= _plots(client, res.run_id)
+    assert client.get_run(res.run_id).outputs.model_outputs
     sweep = run_py(
         "-m",
         "dataset=image_folder",
