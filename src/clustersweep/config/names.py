@@ -11,8 +11,9 @@ the reducer and the clusterer (a choice's `name` is its file name). Where and ho
 from __future__ import annotations
 
 import copy
+import functools
 import re
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -30,12 +31,23 @@ def run_name(cfg: DictConfig) -> str:
 
 def defaults(cfg: DictConfig) -> DictConfig:
     """The config of the same choices with every value at its default."""
-    top = OmegaConf.load(CONF_DIR / "config.yaml")
+    top = _load(CONF_DIR / "config.yaml")
     parts = {k: v for k, v in top.items() if k not in ("defaults", "hydra")}
     for group in GROUPS:
         path = CONF_DIR / group / f"{cfg[group].get('name')}.yaml"
-        parts[group] = OmegaConf.load(path) if path.is_file() else cfg[group]
+        parts[group] = _load(path) if path.is_file() else cfg[group]
     return OmegaConf.create(parts)
+
+
+def _load(path: Path) -> DictConfig:
+    """A config file as it is on disk now (read once per process while it does not change: a sweep names each
+    of its runs from the same files)."""
+    return copy.deepcopy(_read(path, path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=64)
+def _read(path: Path, mtime_ns: int) -> DictConfig:
+    return OmegaConf.load(path)
 
 
 def changed(cfg: DictConfig) -> list[tuple[str, Any]]:
@@ -74,21 +86,31 @@ def _evaluate(cfg: DictConfig, key: str, interpolation: str) -> Any:
 
 
 def _flat(cfg: DictConfig, resolve: bool) -> dict[str, Any]:
-    """Dotted keys to leaf values, lists by position (`estimator._args_.0.n_filters`)."""
+    """Dotted keys to leaf values, lists by position (`estimator._args_.0.n_filters`); a missing value (`???`) as
+    itself."""
     out: dict[str, Any] = {}
+    if resolve:  # resolved once, as plain containers: far quicker than resolving node by node
+
+        def plain(node: Any, prefix: str) -> None:
+            items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else None
+            if items is None:
+                out[prefix[:-1]] = node
+                return
+            for k, v in items:
+                plain(v, f"{prefix}{k}.")
+
+        plain(OmegaConf.to_container(cfg, resolve=True), "")
+        return out
 
     def walk(node: Any, prefix: str) -> None:
         if isinstance(node, DictConfig):
             for k in node:
-                if OmegaConf.is_missing(node, k):  # `path: ???` in a default: nothing to compare but itself
-                    out[f"{prefix}{k}"] = "???"
-                    continue
-                walk(node._get_node(k) if not resolve else node[k], f"{prefix}{k}.")
+                walk(node._get_node(k), f"{prefix}{k}.")
         elif isinstance(node, ListConfig):
             for i in range(len(node)):
-                walk(node._get_node(i) if not resolve else node[i], f"{prefix}{i}.")
+                walk(node._get_node(i), f"{prefix}{i}.")
         else:
-            out[prefix[:-1]] = node._value() if not resolve and hasattr(node, "_value") else node
+            out[prefix[:-1]] = node._value() if hasattr(node, "_value") else node
 
     walk(cfg, "")
     return out
