@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -31,23 +31,39 @@ def run_name(cfg: DictConfig) -> str:
 
 def defaults(cfg: DictConfig) -> DictConfig:
     """The config of the same choices with every value at its default."""
-    top = _load(CONF_DIR / "config.yaml")
+    files = _files(cfg)
+    if files is not None:
+        return copy.deepcopy(_defaults(files))
+    top = OmegaConf.load(CONF_DIR / "config.yaml")
     parts = {k: v for k, v in top.items() if k not in ("defaults", "hydra")}
     for group in GROUPS:
         path = CONF_DIR / group / f"{cfg[group].get('name')}.yaml"
-        parts[group] = _load(path) if path.is_file() else cfg[group]
+        parts[group] = OmegaConf.load(path) if path.is_file() else cfg[group]
     return OmegaConf.create(parts)
 
 
-def _load(path: Path) -> DictConfig:
-    """A config file as it is on disk now (read once per process while it does not change: a sweep names each
-    of its runs from the same files)."""
-    return copy.deepcopy(_read(path, path.stat().st_mtime_ns))
+def _files(cfg: DictConfig) -> tuple[tuple[str, int], ...] | None:
+    """The config files of cfg's choices with their modification times; None when a choice has no file."""
+    paths = [CONF_DIR / "config.yaml", *(CONF_DIR / g / f"{cfg[g].get('name')}.yaml" for g in GROUPS)]
+    if not all(p.is_file() for p in paths):
+        return None
+    return tuple((str(p), p.stat().st_mtime_ns) for p in paths)
 
 
-@functools.lru_cache(maxsize=64)
-def _read(path: Path, mtime_ns: int) -> DictConfig:
-    return OmegaConf.load(path)
+@functools.lru_cache(maxsize=16)
+def _defaults(files: tuple[tuple[str, int], ...]) -> DictConfig:
+    """The defaults of one set of choices, read once per process while the files do not change (a sweep names
+    each of its runs from the same ones)."""
+    top, *groups = (OmegaConf.load(path) for path, _ in files)
+    parts = {k: v for k, v in top.items() if k not in ("defaults", "hydra")}
+    return OmegaConf.create({**parts, **dict(zip(GROUPS, groups, strict=True))})
+
+
+@functools.lru_cache(maxsize=16)
+def _flat_defaults(files: tuple[tuple[str, int], ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The defaults' leaves, resolved and as written."""
+    base = _defaults(files)
+    return _flat(base, resolve=True), _flat(base, resolve=False)
 
 
 def changed(cfg: DictConfig) -> list[tuple[str, Any]]:
@@ -55,9 +71,10 @@ def changed(cfg: DictConfig) -> list[tuple[str, Any]]:
 
     A value the default derives from another (`n_components: ${..k}`, `random_state: ${seed}`) counts only when it
     is not what that derivation gives in this config: a changed `reducer.k` is shown once, by the label."""
-    base = defaults(cfg)
-    ours, theirs = _flat(cfg, resolve=True), _flat(base, resolve=True)
-    raw = _flat(base, resolve=False)
+    files = _files(cfg)
+    base = defaults(cfg) if files is None else _defaults(files)
+    theirs, raw = (_flat(base, resolve=True), _flat(base, resolve=False)) if files is None else _flat_defaults(files)
+    ours = _flat(cfg, resolve=True)
     shown = {f"{g}.{key}" for g in ("reducer", "clusterer") for key in _label_keys(str(raw.get(f"{g}.label", "")))}
     out = []
     for key in sorted(set(ours) | set(theirs)):

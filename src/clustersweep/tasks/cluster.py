@@ -113,15 +113,17 @@ def execute(prep: Prepared, tags: dict[str, str] | None = None, parent: str | No
             prep.uri, prep.experiment_id, name, tags={**own, **(tags or {})}, params=prep.cfg, parent=parent
         ) as run,
     ):
-        scores, skipped, md, flawed = _fit_and_log(run, prep)
+        scores, skipped, md, flawed, costs = _fit_and_log(run, prep)
         prep.watch.times["time_total_s"] = time.perf_counter() - prep.start
-        run.log(metrics=prep.watch.times)
-    return RunResult(run.run_id, name, {**scores, **prep.watch.times}, skipped, md, flawed)
+        run.log(metrics={**prep.watch.times, **costs})
+    return RunResult(run.run_id, name, {**scores, **prep.watch.times, **costs}, skipped, md, flawed)
 
 
-def _fit_and_log(run: runs.Run, prep: Prepared) -> tuple[dict[str, float], dict[str, str], str, str | None]:
+def _fit_and_log(
+    run: runs.Run, prep: Prepared
+) -> tuple[dict[str, float], dict[str, str], str, str | None, dict[str, float]]:
     """Fit, score, draw and log; returns (metrics, {metric: why it was left out}, the report's markdown, why the
-    clustering is degenerate or None)."""
+    clustering is degenerate or None, the costs to log with the times: the model's size)."""
     cfg, data, clusterer, watch = prep.cfg, prep.data, prep.clusterer, prep.watch
     run.log_input(data.name, data.sha256, data.source, data.X_train, data.y_train)
     with watch("reduce"):
@@ -183,14 +185,17 @@ def _fit_and_log(run: runs.Run, prep: Prepared) -> tuple[dict[str, float], dict[
                 js = None if cfg.plots.embed_plotlyjs else assets.plotlyjs(prep.uri)
                 for fname, html in pages(cfg, data, f, js).items():
                     (out / "plots" / f"{fname}.html").write_text(html, encoding="utf-8")
+    costs = {}
     if cfg.model.log:
         with watch("model"):
-            _log_model(run, prep, model.assemble(reducer, predictor, cfg.compute.threads), test_clusters)
-    return m, skipped, md, flawed
+            pipeline = model.assemble(reducer, predictor, cfg.compute.threads)
+            costs["size_model_bytes"] = _log_model(run, prep, pipeline, test_clusters)
+    return m, skipped, md, flawed, costs
 
 
-def _log_model(run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline, test_clusters: np.ndarray) -> None:
-    """The fitted pipeline as the run's MLflow model, with what a later `predict` needs to read new data."""
+def _log_model(run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline, test_clusters: np.ndarray) -> int:
+    """The fitted pipeline as the run's MLflow model, with what a later `predict` needs to read new data; returns
+    its size in bytes."""
     data = prep.data
     metadata = {
         "image_shape": None if data.image_shape is None else list(data.image_shape),
@@ -198,5 +203,4 @@ def _log_model(run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline, t
         "data.sha256": data.sha256,
         "run_name": run.name,
     }
-    size = run.log_model(pipeline, data.X_test[:2], test_clusters[:2], metadata, model.requirements(pipeline))
-    run.log(metrics={"size_model_bytes": size})
+    return run.log_model(pipeline, data.X_test[:2], test_clusters[:2], metadata, model.requirements(pipeline))

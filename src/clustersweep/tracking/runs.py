@@ -101,6 +101,7 @@ class Run:
     client: MlflowClient
     run_id: str
     name: str
+    experiment_id: str = ""  # "" when not known: looked up where needed
 
     def log(
         self,
@@ -140,7 +141,7 @@ class Run:
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
         from mlflow.models import Model, infer_signature
 
-        experiment = self.client.get_run(self.run_id).info.experiment_id
+        experiment = self.experiment_id or self.client.get_run(self.run_id).info.experiment_id
         logged = self.client.create_logged_model(experiment, name="model", source_run_id=self.run_id)
         description = Model(
             artifact_path=logged.artifact_location,
@@ -209,7 +210,8 @@ def start(
     all_tags = resolve_tags({**standard_tags(), **(tags or {})})
     if parent:
         all_tags["mlflow.parentRunId"] = parent
-    run = Run(client, client.create_run(experiment_id, run_name=redact(name), tags=all_tags).info.run_id, name)
+    created = client.create_run(experiment_id, run_name=redact(name), tags=all_tags)
+    run = Run(client, created.info.run_id, name, experiment_id)
     if params is not None:
         run.log(params=flat_params(params))
     return run
@@ -219,7 +221,8 @@ def reopen(uri: str, run_id: str, tags: Mapping[str, str] | None = None) -> Run:
     """A run opened earlier (a search's parent, resumed), RUNNING again and owned by this process."""
     client = MlflowClient(uri)
     client.update_run(run_id, status="RUNNING")
-    run = Run(client, run_id, client.get_run(run_id).info.run_name)
+    info = client.get_run(run_id).info
+    run = Run(client, run_id, info.run_name, info.experiment_id)
     run.log(tags={**standard_tags(), **(tags or {})})
     return run
 
