@@ -118,6 +118,17 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
         (["-m", "+experiment=seed_notebook"], "task=notebook cannot run under -m"),
         (["-m", "task=cluster,eda", "clusterer.K=3"], "task=eda cannot run under -m"),
         (["-m", "sweep.select_by=ari", "clusterer.K=3,4"], "sweep.select_by='ari' is not allowed: expected one of"),
+        (
+            ["-m", "sweep.select_by=silhouette,modularity", "clusterer.K=3"],
+            "sweep.select_by=silhouette,modularity cannot be swept",
+        ),
+        (["-m", "sweep.rerun_finished=maybe", "clusterer.K=3,4"], "sweep.rerun_finished='maybe' is not allowed"),
+        (["-m", "search=pca_kmeans", "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0 is not allowed"),
+        (
+            ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0", "clusterer.K=3,4"],
+            "hydra.launcher.n_jobs=0 is not allowed: expected an integer other than 0",
+        ),
+        (["tracking.lock_timeout=0"], "tracking.lock_timeout=0 is not allowed: expected a number > 0"),
     ],
 )
 def test_bad_input_is_one_line_nonzero_exit_and_no_run(store, args, expect):

@@ -25,7 +25,7 @@ from clustersweep.tasks.cluster import execute, prepare
 from clustersweep.tracking import runs
 from clustersweep.tracking.identity import finished_twin
 from clustersweep.tracking.redact import redact
-from clustersweep.tracking.store import DEFAULT_URI, check_reachable, experiment_id, tracking_uri
+from clustersweep.tracking.store import DEFAULT_URI, check_reachable, open_experiment, tracking_uri
 
 
 def job(cfg: DictConfig) -> float | None:
@@ -92,7 +92,7 @@ def _record_failure(
             query = f"tags.`mlflow.parentRunId` = '{parent}' and tags.`sweep.job` = '{tags['sweep.job']}'"
             mine = client.search_runs([exp_id], query, max_results=1)
         else:
-            exp_id, mine = experiment_id(uri, cfg.tracking.experiment), []
+            (_, exp_id), mine = open_experiment(cfg), []
         if mine and mine[0].info.status != "RUNNING":  # the tracking core recorded it
             return True
         if mine:

@@ -7,7 +7,7 @@
   deleted.
 - The parent, the job count and the sweep's start reach the jobs through environment variables, which launcher
   processes (joblib) inherit and Ray workers get through Ray's runtime_env.
-- Runs left RUNNING by a dead process are marked KILLED when a sweep starts (`runs.reap_orphans`).
+- Runs left RUNNING by a dead process are marked KILLED when any run starts (`runs.reap_orphans`).
 - A tracking server that stops answering fails the jobs that cannot log, visibly; as the store cannot hold those
   failures, each such job leaves a note in its Hydra output dir, which the parent's outcome counts.
 """
@@ -32,13 +32,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from clustersweep.app.cli import JobsFailed
-from clustersweep.config.validate import check_select_by
+from clustersweep.config.validate import check_sweep
 from clustersweep.errors import ConfigError, one_line
 from clustersweep.report import summary
 from clustersweep.report.tables import Outcome, sweep_table
 from clustersweep.tracking import assets, registry, runs
 from clustersweep.tracking.redact import redact
-from clustersweep.tracking.store import check_reachable, experiment_id, tracking_uri
+from clustersweep.tracking.store import check_reachable, open_experiment, store_errors, tracking_uri
 
 ENV_PARENT, ENV_TOTAL, ENV_START = "CLUSTERSWEEP_PARENT_RUN", "CLUSTERSWEEP_SWEEP_TOTAL", "CLUSTERSWEEP_SWEEP_START"
 # What a job on a Ray worker needs from the driver's environment besides the hand-off: where and how to log.
@@ -69,22 +69,31 @@ def _parser() -> OverridesParser:
     return OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
 
 
+ONE_PER_SWEEP = ("sweep.", "tracking.", "hydra.")  # keys whose value is the whole sweep's, never a job's
+
+
 def check_settings(config: DictConfig) -> None:
     """Refuse, before any run exists, a sweep whose jobs would not do what its settings say: a task other than a
-    clustering run (EDA and the seed notebook are one command each, not jobs), an objective that is not a
-    label-free metric, or a search resumed under another objective than its study's."""
+    clustering run (EDA and the seed notebook are one command each, not jobs), a sweep-wide setting swept, or
+    not allowed (its objective must be a label-free metric; its sweeper's and launcher's counts), or a search
+    resumed under another objective than its study's."""
     app = app_config(config)
     tasks = {str(app.get("task"))}
     for o in _parser().parse_overrides(list(config.hydra.overrides.task)):
         if o.key_or_group == "task":
             tasks |= set(o.sweep_string_iterator()) if o.is_sweep_override() else {str(o.value())}
+        elif o.is_sweep_override() and o.key_or_group.startswith(ONE_PER_SWEEP):
+            raise ConfigError(
+                f"{o.input_line} cannot be swept: {o.key_or_group} is one value for the whole sweep (its parent "
+                "run); run one sweep per value"
+            )
     for task in sorted(tasks - {TASK}):
         why = {
             "eda": "it is one run per dataset: run `python run.py task=eda` (with dataset=… for another)",
             "notebook": "+experiment=seed_notebook runs its own sweeps under one parent: run it without -m",
         }.get(task, f"expected task={TASK}")
         raise ConfigError(f"task={task} cannot run under -m (a sweep's jobs are clustering runs): {why}")
-    check_select_by(app)
+    check_sweep(config)
     if app.sweep.get("register_best") is not None:
         registry.check_name(str(app.sweep.register_best))
     study = OmegaConf.select(config, "hydra.sweeper.study_name")
@@ -99,21 +108,10 @@ def check_settings(config: DictConfig) -> None:
 
 def _study_parent(cfg: DictConfig, study: str):
     """The parent run a search's study already has (an interrupted or finished search), if any."""
-    uri = tracking_uri(cfg)
-    with _store_errors(cfg):
-        exp_id = experiment_id(uri, cfg.tracking.experiment)
+    uri, exp_id = open_experiment(cfg)
+    with store_errors(uri):
         found = MlflowClient(uri).search_runs([exp_id], f"tags.`sweep.study` = '{study}'", max_results=1)
     return found[0] if found else None
-
-
-@contextmanager
-def _store_errors(config: DictConfig) -> Iterator[None]:
-    """A store MLflow cannot use (not a database, a folder that cannot be made) is one line, not a traceback."""
-    try:
-        yield
-    except MlflowException as e:
-        uri = redact(tracking_uri(app_config(config)))
-        raise ConfigError(f"tracking store {uri} unusable: {one_line(e)}") from None
 
 
 def app_config(config: DictConfig) -> DictConfig:
@@ -135,12 +133,7 @@ class Parent:
         """Open the sweep's parent run — or, for a search whose study already has one, reopen it — mark the
         experiment's orphans KILLED, and hand the parent to the jobs."""
         cfg = app_config(config)
-        uri = tracking_uri(cfg)
-        exp_id = experiment_id(uri, cfg.tracking.experiment)
-        client = MlflowClient(uri)
-        reaped = runs.reap_orphans(client, exp_id)
-        if reaped:
-            print(f"sweep: marked {len(reaped)} orphaned run(s) KILLED: {', '.join(reaped)}", flush=True)
+        uri, exp_id = open_experiment(cfg)
         grammar = redact(" ".join(config.hydra.overrides.task))
         tags = {
             "sweep.overrides": grammar,
@@ -166,7 +159,7 @@ class Parent:
         """Summarize and close the parent; status None means FINISHED unless a job failed.
 
         Jobs that failed without reaching the store (their notes) count as failed; a store that does not answer
-        now leaves the parent RUNNING, and the next sweep marks it KILLED.
+        now leaves the parent RUNNING, and the next run's start marks it KILLED.
         """
         unlogged = self._unlogged()
         final = status or DONE
@@ -243,7 +236,7 @@ def tracked_sweep(config: DictConfig) -> Iterator[Parent]:
     """Open the sweep's parent run, run the sweep, and close the parent however it ends (the sweepers have
     checked the sweep's settings in their setup: `check_settings`)."""
     jobs = job_overrides(config)
-    with _store_errors(config):
+    with store_errors(tracking_uri(app_config(config))):
         parent = Parent.open(config, len(jobs) or None)
     try:
         yield parent

@@ -106,7 +106,29 @@ def _optional(check: Check) -> Check:
     return opt
 
 
-_SELECT_BY = _one_of(*LABEL_FREE)
+def _boolean(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "true or false"
+
+
+def _nonzero_int(v: Any) -> str | None:
+    return None if _is_int(v) and v != 0 else "an integer other than 0 (-1: one per core)"
+
+
+# The settings of a whole sweep: one value for all its jobs (its parent's objective, the store), and the settings
+# of its sweeper and launcher (absent from a config that does not use them).
+_SWEEP_WIDE: dict[str, Check] = {
+    "sweep.select_by": _one_of(*LABEL_FREE),
+    "sweep.rerun_finished": _boolean,
+    "tracking.lock_timeout": _positive,
+}
+_SWEEPER: dict[str, Check] = {
+    "hydra.sweeper.max_batch_size": _optional(_int_in(1)),
+    "hydra.sweeper.n_trials": _int_in(1),
+    "hydra.sweeper.n_jobs": _int_in(1),
+    "hydra.sweeper.sampler.n_startup_trials": _int_in(0),
+    "hydra.sweeper.sampler.seed": _int_in(0, 2**32 - 1),
+    "hydra.launcher.n_jobs": _nonzero_int,
+}
 
 
 def _rules(lim: Limits) -> dict[str, Check]:
@@ -137,9 +159,9 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "metrics.space": _one_of("common", "embedding"),
         "metrics.max_noise": _fraction,
         "metrics.max_cluster_share": _fraction,
-        "sweep.select_by": _SELECT_BY,
         "metrics.common_k": _int_in(1),  # narrower data keeps all its features
         "plots.scatter_points": _int_in(1),
+        **_SWEEP_WIDE,
     }
 
 
@@ -163,9 +185,11 @@ def validate(cfg: DictConfig, data: Any = None) -> dict[str, Any]:
     return built
 
 
-def check_select_by(cfg: DictConfig) -> None:
-    """A sweep's objective must be label-free: checked once for the whole sweep, before its parent run exists."""
-    _check(cfg, "sweep.select_by", _SELECT_BY)
+def check_sweep(config: DictConfig) -> None:
+    """The settings of a whole sweep (a multirun config, with `hydra`): its label-free objective, the store, and
+    what its sweeper and launcher are given; checked once, before its parent run exists."""
+    for key, check in {**_SWEEP_WIDE, **_SWEEPER}.items():
+        _check(config, key, check)
 
 
 def _check(cfg: DictConfig, key: str, check: Check) -> None:

@@ -29,7 +29,7 @@ from clustersweep.tasks.cluster_plots import Fitted, pages
 from clustersweep.tracking import assets, runs
 from clustersweep.tracking.identity import identity
 from clustersweep.tracking.redact import redact
-from clustersweep.tracking.store import experiment_id, tracking_uri
+from clustersweep.tracking.store import open_experiment, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,11 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Prepared:
     `overrides`: those that make `cfg` (by default, this Hydra job's)."""
     start = time.perf_counter()
     validate(cfg)  # what the config alone can tell, before the data is read
+    uri, exp_id = open_experiment(cfg)
     watch = Stopwatch()
     with watch("load"):
         data = load(cfg.dataset, cfg.seed)
     clusterer = validate(cfg, data)["clusterer"]
-    uri = tracking_uri(cfg)
-    exp_id = experiment_id(uri, cfg.tracking.experiment)
     given = runs.command_overrides() if overrides is None else overrides
     return Prepared(cfg, given, clusterer, data, uri, exp_id, identity(cfg, data.sha256), watch, start)
 

@@ -16,7 +16,7 @@ from clustersweep.report.figures.html import write_html
 from clustersweep.tracking import assets, runs
 from clustersweep.tracking.identity import finished_twin, identity
 from clustersweep.tracking.redact import redact
-from clustersweep.tracking.store import experiment_id, tracking_uri
+from clustersweep.tracking.store import open_experiment
 
 
 def figures(data: Dataset, n_sample: int, seed: int) -> dict[str, object]:
@@ -56,8 +56,7 @@ def run(cfg: DictConfig, parent: str | None = None, overrides: list[str] | None 
     """Log (or find) the EDA run of cfg.dataset, under `parent` if given; returns its run id. `overrides`: those
     that recreate its config (by default, the command line's)."""
     data = load(cfg.dataset, cfg.seed)
-    uri = tracking_uri(cfg)
-    exp_id = experiment_id(uri, cfg.tracking.experiment)
+    uri, exp_id = open_experiment(cfg)
     own = OmegaConf.create({"task": "eda", "dataset": cfg.dataset, "seed": cfg.seed, "plots": cfg.plots})
     twin = identity(own, data.sha256)
     found = finished_twin(MlflowClient(uri), exp_id, twin)

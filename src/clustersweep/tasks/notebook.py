@@ -36,7 +36,7 @@ from clustersweep.tasks.cluster import RunResult, execute, prepare
 from clustersweep.tracking import assets, runs
 from clustersweep.tracking.identity import identity
 from clustersweep.tracking.redact import redact
-from clustersweep.tracking.store import experiment_id, tracking_uri
+from clustersweep.tracking.store import open_experiment, tracking_uri
 
 OWN_KEYS = ("+experiment", "experiment", "task", "notebook")
 
@@ -88,7 +88,7 @@ def _run(cfg: DictConfig) -> str:
         # A new SQLite store spends seconds in MLflow's schema migrations (Python, one core); meanwhile the stages
         # every child shares go into the cache (zlib and BLAS, which release the GIL): the data, the exact bases
         # and the clustering space.
-        store = pool.submit(experiment_id, uri, cfg.tracking.experiment)
+        store = pool.submit(open_experiment, cfg)
         data = load(cfg.dataset, cfg.seed)
         if not data.has_labels or data.image_shape is None:
             raise DataError(
@@ -100,7 +100,7 @@ def _run(cfg: DictConfig) -> str:
         if cfg.cache.enabled:  # without the cache, each child fits its own
             cache.bases(cfg, sha256, uri)
             cache.fit_reducer(child_cfg(cfg), sha256, uri)
-        exp_id = store.result()
+        _, exp_id = store.result()
     command = "+experiment=seed_notebook " + " ".join(user_overrides())
     with runs.tracked(uri, exp_id, "seed-notebook", tags={"task": "notebook", "sweep.overrides": command}) as parent:
         where = f"experiment {cfg.tracking.experiment!r} of {redact(uri)}"
@@ -203,7 +203,7 @@ def reduction_run(cfg: DictConfig, parent: str) -> dict:
         {"task": "reduction", "dataset": cfg.dataset, "seed": cfg.seed, "notebook": steps, "plots": cfg.plots}
     )
     tags = runs.computation_tags(identity(own, data.sha256), data.sha256, runs.command_overrides())
-    exp_id = experiment_id(uri, cfg.tracking.experiment)
+    _, exp_id = open_experiment(cfg)
     with runs.tracked(
         uri, exp_id, "reduction-pca-svd", tags={**tags, "task": "reduction"}, params=own, parent=parent
     ) as run:

@@ -45,6 +45,8 @@ STANDARD_TAGS = (
 COMPUTATION_TAGS = ("config.identity", "data.sha256", "hydra.overrides")
 ERROR_CHARS = 5000  # MLflow's limit on a tag value
 
+log = logging.getLogger(__name__)
+
 
 def process_tags() -> dict[str, str]:
     """Which process owns a RUNNING run, so a later sweep can tell a live run from one whose process died."""
@@ -205,8 +207,9 @@ def start(
     parent: str | None = None,
 ) -> Run:
     """Open a run with the standard tags, the given ones (`computation_tags` for a run that computes), under
-    `parent` if given, with `params` (a config) flattened."""
+    `parent` if given, with `params` (a config) flattened; first, the experiment's orphans are marked KILLED."""
     client = MlflowClient(uri)
+    reap_orphans(client, experiment_id)
     all_tags = resolve_tags({**standard_tags(), **(tags or {})})
     if parent:
         all_tags["mlflow.parentRunId"] = parent
@@ -220,6 +223,7 @@ def start(
 def reopen(uri: str, run_id: str, tags: Mapping[str, str] | None = None) -> Run:
     """A run opened earlier (a search's parent, resumed), RUNNING again and owned by this process."""
     client = MlflowClient(uri)
+    reap_orphans(client, client.get_run(run_id).info.experiment_id)
     client.update_run(run_id, status="RUNNING")
     info = client.get_run(run_id).info
     run = Run(client, run_id, info.run_name, info.experiment_id)
@@ -231,7 +235,7 @@ def reopen(uri: str, run_id: str, tags: Mapping[str, str] | None = None) -> Run:
 def tracked(uri: str, experiment_id: str, name: str, **kwargs) -> Iterator[Run]:
     """`start` as a block: the run is FINISHED when the block ends, FAILED (KILLED on Ctrl-C) with the error
     recorded when it raises; the error goes on — also when the store cannot take the record (it went away): the
-    run then stays RUNNING until its process is gone and a sweep marks it KILLED."""
+    run then stays RUNNING until its process is gone and the next run's start marks it KILLED."""
     run = start(uri, experiment_id, name, **kwargs)
     try:
         yield run
@@ -243,11 +247,15 @@ def tracked(uri: str, experiment_id: str, name: str, **kwargs) -> Iterator[Run]:
 
 
 def reap_orphans(client: MlflowClient, experiment_id: str) -> list[str]:
-    """Mark KILLED the runs left RUNNING by a process that no longer exists (kill -9); returns their names."""
+    """Mark KILLED the runs of this host left RUNNING by a process that no longer exists (kill -9, power loss) —
+    one query for the experiment's RUNNING runs of this host; says so and returns their names."""
+    query = f"attributes.status = 'RUNNING' AND tags.`process.host` = '{socket.gethostname()}'"
     reaped = []
-    for r in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=5000):
+    for r in client.search_runs([experiment_id], query, max_results=5000):
         if is_orphaned(r.data.tags):
             client.set_tag(r.info.run_id, "error", "its process ended without closing the run (killed)")
             client.set_terminated(r.info.run_id, "KILLED")
             reaped.append(r.info.run_name)
+    if reaped:
+        log.warning("marked %d orphaned run(s) KILLED (their process is gone): %s", len(reaped), ", ".join(reaped))
     return reaped

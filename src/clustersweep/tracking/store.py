@@ -3,23 +3,33 @@ beside it on this machine."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import mlflow
+import mlflow.store
 import requests
+from filelock import FileLock, Timeout
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from clustersweep.errors import ConfigError
+from clustersweep.errors import ConfigError, one_line
 from clustersweep.paths import PROJECT_ROOT
 from clustersweep.tracking.redact import redact
 
 DEFAULT_URI = f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
 PROBE_TIMEOUT_S = 5.0
+LOCK_TIMEOUT_S = 60.0  # how long a run waits for a SQLite store another process holds locked (tracking.lock_timeout)
+ALEMBIC = "alembic_version"  # the table where an MLflow database keeps its schema's revision
+MOVE = "point tracking.uri at another store"
 # MLflow's settings as clustersweep wants them unless the environment says otherwise: runs stay on this machine;
 # no progress bars for small report downloads; and a sweep against a server that went away fails its jobs in
 # seconds and says so, where MLflow's default retries an HTTP call for ~4 minutes (rate-limited SaaS backends).
@@ -72,40 +82,142 @@ def default_cfg() -> DictConfig:
 def local_dir(uri: str) -> Path:
     """Where this machine keeps what belongs with a store (stage cache, Optuna studies): beside a SQLite store's
     database; in the user's cache folder for a tracking server."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :]).parent
+    path = sqlite_path(uri)
+    if path is not None:
+        return path.parent
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "clustersweep"
 
 
 def artifact_root(uri: str) -> str | None:
     """Artifacts of a SQLite store live beside its database; a server decides for itself."""
-    if urlparse(uri).scheme != "sqlite":
-        return None
-    return (Path(uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
+    path = sqlite_path(uri)
+    return None if path is None else (path.parent / "artifacts").as_uri()
 
 
-def experiment_id(uri: str, name: str) -> str:
-    """Get or create the experiment (looked up once per process); a server is probed on every call, so each run
-    or job fails fast once it stops answering."""
+def open_experiment(cfg: DictConfig) -> tuple[str, str]:
+    """The tracking URI of `cfg` and the id of its experiment, the store checked (and made, if new) first."""
+    uri = tracking_uri(cfg)
+    timeout = cfg.tracking.get("lock_timeout")
+    return uri, experiment_id(uri, cfg.tracking.experiment, LOCK_TIMEOUT_S if timeout is None else float(timeout))
+
+
+def experiment_id(uri: str, name: str, lock_timeout: float = LOCK_TIMEOUT_S) -> str:
+    """Get or create the experiment (looked up once per process), the store checked first (`check_sqlite`); a
+    server is probed on every call, so each run or job fails fast once it stops answering. A store MLflow cannot
+    use is a ConfigError: one line."""
     check_reachable(uri)
     if redact(uri) != uri:  # MLflow prints each run's URL (`View run … at: http://…`), password and all
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
-    return _experiment_id(uri, name)
+    with store_errors(uri):
+        return _experiment_id(uri, name, lock_timeout)
+
+
+@contextlib.contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """What MLflow says of a store it cannot use, as one line (a ConfigError)."""
+    try:
+        yield
+    except MlflowException as e:
+        raise ConfigError(f"tracking store {redact(uri)} unusable: {one_line(e)}") from None
 
 
 @functools.cache
-def _experiment_id(uri: str, name: str) -> str:
-    """Safe when parallel jobs race to create the experiment."""
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(uri)
+def _experiment_id(uri: str, name: str, lock_timeout: float) -> str:
+    """Safe when any number of processes race to a new store and experiment: a SQLite store is checked, made and
+    its experiment found or created by one process at a time (a lock file beside the database: an MLflow store
+    being made is not yet usable by another); a server does all that itself."""
+    path = sqlite_path(uri)
+    if path is None:
+        return _get_or_create(MlflowClient(uri), uri, name)
+    check_folder(path)
+    try:
+        with FileLock(f"{path}.lock", timeout=lock_timeout):
+            check_sqlite(path, lock_timeout)
+            return _get_or_create(MlflowClient(uri), uri, name)
+    except Timeout:
+        raise ConfigError(
+            f"tracking store {path}: another process has held {path}.lock for over {lock_timeout:g} s "
+            "(tracking.lock_timeout): wait for it, or raise tracking.lock_timeout"
+        ) from None
+
+
+def _get_or_create(client: MlflowClient, uri: str, name: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
     try:
         return client.create_experiment(name, artifact_location=artifact_root(uri))
-    except MlflowException:
+    except MlflowException:  # a server: another client created it first
         exp = client.get_experiment_by_name(name)
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a SQLite store; None for any other store."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def check_folder(path: Path) -> None:
+    """The folder of a SQLite store exists, or is made, and takes files; else a ConfigError, one line."""
+    where = f"tracking store {path}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{where}: its folder {path.parent} cannot be created ({e.strerror}); {MOVE}") from None
+    try:
+        tempfile.NamedTemporaryFile(dir=path.parent).close()
+    except OSError as e:
+        raise ConfigError(f"{where}: its folder {path.parent} cannot be written ({e.strerror}); {MOVE}") from None
+
+
+def check_sqlite(path: Path, lock_timeout: float) -> None:
+    """Nothing when `path` is an MLflow store of this MLflow's schema, or none yet (no file, or an empty one); a
+    ConfigError, one line, when it is not an MLflow database, when a newer or an older MLflow wrote
+    it, or when another process holds it locked for longer than `lock_timeout` seconds (a write lock is taken and
+    given back: the store can take a run)."""
+    where = f"tracking store {path}"
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=lock_timeout, isolation_level=None)) as db:
+            db.execute("BEGIN IMMEDIATE")
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            found = db.execute("SELECT version_num FROM alembic_version").fetchall() if ALEMBIC in tables else []
+            db.execute("ROLLBACK")
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e):
+            raise ConfigError(f"{where} cannot be read: {e}; {MOVE}") from None
+        raise ConfigError(
+            f"{where} stayed locked by another process for over {lock_timeout:g} s (tracking.lock_timeout): "
+            "wait for it to finish, or raise tracking.lock_timeout"
+        ) from None
+    except sqlite3.DatabaseError as e:
+        raise ConfigError(f"{where} is not an MLflow store: {e}; {MOVE}") from None
+    if not tables:
+        return
+    if not found:
+        raise ConfigError(f"{where} is a SQLite database but not an MLflow store (no {ALEMBIC} table); {MOVE}")
+    _check_schema(where, str(found[0][0]), path)
+
+
+def _check_schema(where: str, revision: str, path: Path) -> None:
+    """Nothing for this MLflow's schema; a ConfigError for another's."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    scripts = ScriptDirectory(str(Path(mlflow.store.__file__).parent / "db_migrations"))
+    if revision == scripts.get_current_head():
+        return
+    try:
+        scripts.get_revision(revision)
+    except CommandError:
+        raise ConfigError(
+            f"{where} was written by a newer MLflow (schema {revision}, unknown to MLflow {mlflow.__version__}): "
+            f"upgrade MLflow (pip install -U mlflow) or {MOVE}"
+        ) from None
+    raise ConfigError(
+        f"{where} was written by an older MLflow (schema {revision}): back it up, then run "
+        f"`mlflow db upgrade sqlite:///{path}`"
+    )

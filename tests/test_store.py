@@ -1,0 +1,147 @@
+"""Many writers, one SQLite store: a fresh store is made once whatever the number of processes racing to it; a store
+that cannot take runs is one line and exit 2 before any run; a run left RUNNING by a dead process is marked KILLED
+by the next run's start."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_py, runs, start_run_py
+
+TINY_ARGS = ["dataset=synthetic", "reducer.k=4", "clusterer.n_init=2", "metrics.silhouette_sample_size=200"]
+
+
+def test_eight_single_runs_and_two_sweeps_into_one_fresh_store_each_finish_once(tmp_path):
+    store = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"  # no file, no folder: the processes race to make it
+    singles = [[f"clusterer.K={k}"] for k in range(2, 10)]
+    sweeps = [["-m", "reducer=svd", "clusterer.K=2,3"], ["-m", "reducer=svd", "clusterer.K=4,5"]]
+    procs = [
+        start_run_py(*args, *TINY_ARGS, store=store, out=tmp_path / f"hydra{i}")
+        for i, args in enumerate([*singles, *sweeps])
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 10, "\n".join(outputs)
+    _, found = runs(store)
+    names = Counter(r.info.run_name for r in found if "sweep.overrides" not in r.data.tags)
+    expected = [f"pca-k4-kmeans-K{k}" for k in range(2, 10)] + [f"svd-k4-kmeans-K{k}" for k in range(2, 6)]
+    assert sorted(names) == sorted(n + "-n_init2-metrics.silhouette_sample_size200" for n in expected)
+    assert set(names.values()) == {1}
+    assert {r.info.status for r in found} == {"FINISHED"} and len(found) == 14  # 12 runs and 2 parents
+    _, assets = runs(store, "clustersweep-assets")  # the plots' one copy of plotly.js: at least one, all usable
+    assert assets and {r.info.status for r in assets} == {"FINISHED"}
+
+
+def _mlflow_store(tmp_path: Path, empty_store: Path) -> Path:
+    db = tmp_path / "s" / "mlflow.db"
+    db.parent.mkdir()
+    db.write_bytes(empty_store.read_bytes())
+    return db
+
+
+def _set_schema(db: Path, revision: str) -> None:
+    with contextlib.closing(sqlite3.connect(db)) as c, c:
+        c.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+
+
+FAULTS = {
+    "uncreatable folder": "its folder /proc/clustersweep-nope cannot be created",
+    "unwritable folder": "its folder /proc cannot be written",
+    "not a database": "is not an MLflow store: file is not a database",
+    "newer MLflow": "was written by a newer MLflow (schema ffff00000000, unknown to MLflow",
+    "older MLflow": "was written by an older MLflow (schema 0a8213491aaa): back it up, then run `mlflow db",
+    "locked": "stayed locked by another process for over 1 s (tracking.lock_timeout)",
+}
+
+
+@pytest.mark.parametrize(
+    ("fault", "sweep"),
+    [*((f, False) for f in FAULTS), ("not a database", True), ("locked", True)],
+    ids=lambda v: {False: "run", True: "sweep"}.get(v, v),
+)
+def test_a_store_that_cannot_take_runs_is_one_line_exit_2_and_no_run(tmp_path, empty_store, fault, sweep):
+    expect = FAULTS[fault]
+    db = _mlflow_store(tmp_path, empty_store)
+    holder = None
+    if fault == "uncreatable folder":
+        db = Path("/proc/clustersweep-nope/mlflow.db")
+    elif fault == "unwritable folder":
+        db = Path("/proc/mlflow.db")
+    elif fault == "not a database":
+        db.write_bytes(b"these are not the bytes of a database\n" * 200)
+    elif fault == "newer MLflow":
+        _set_schema(db, "ffff00000000")
+    elif fault == "older MLflow":
+        _set_schema(db, "0a8213491aaa")  # MLflow 2.x's schema of 2024
+    else:  # another process holds a write lock and does not let go
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(db)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        assert holder.stdout.readline().strip() == "locked"
+    store = f"sqlite:///{db}"
+    args = ["-m", "clusterer.K=2,3"] if sweep else ["clusterer.K=2"]
+    try:
+        res = run_py(*args, *TINY_ARGS, "tracking.lock_timeout=1", store=store, out=tmp_path / "hydra")
+    finally:
+        if holder:
+            holder.kill()
+            holder.wait()
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stdout + res.stderr
+    assert lines[0].startswith(f"error: tracking store {db}") and expect in lines[0], lines[0]
+    if fault in ("locked", "older MLflow", "newer MLflow"):
+        with contextlib.closing(sqlite3.connect(db)) as c:
+            assert c.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_single_run_killed_with_9_is_marked_killed_by_the_next_run(store):
+    # A process opens a run through the tracking core and dies without closing it (as under kill -9).
+    orphan = subprocess.run(
+        [sys.executable, "-c", OPEN_AND_DIE, store], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert orphan.returncode == 0, orphan.stderr
+    _, (left,) = runs(store)
+    assert left.info.status == "RUNNING"
+    res = run_py(*TINY_ARGS, "clusterer.K=2", store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "marked 1 orphaned run(s) KILLED (their process is gone): orphan" in res.stdout + res.stderr
+    client, found = runs(store)
+    status = {r.info.run_name: r.info.status for r in found}
+    assert status == {"orphan": "KILLED", "pca-k4-kmeans-K2-n_init2-metrics.silhouette_sample_size200": "FINISHED"}
+    assert "killed" in client.get_run(left.info.run_id).data.tags["error"]
+
+
+OPEN_AND_DIE = """
+import os, sys
+from clustersweep.app.cli import start_up
+from clustersweep.tracking import runs, store
+start_up()
+runs.start(sys.argv[1], store.experiment_id(sys.argv[1], "synthetic"), "orphan")
+os._exit(0)
+"""
+
+
+def test_a_run_of_a_live_process_is_not_reaped(store):
+    from clustersweep.tracking import runs as tracking_runs
+    from clustersweep.tracking.store import experiment_id
+
+    exp_id = experiment_id(store, "synthetic")
+    alive = tracking_runs.start(store, exp_id, "alive")  # this process: alive
+    res = run_py(*TINY_ARGS, "clusterer.K=2", store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert alive.client.get_run(alive.run_id).info.status == "RUNNING"
+    alive.finish()
