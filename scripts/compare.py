@@ -24,14 +24,13 @@ from pathlib import Path
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from clustersweep.app.cli import start_up
-from clustersweep.errors import one_line
+from clustersweep.errors import ConfigError, one_line
 from clustersweep.report import markdown, summary, tables
 from clustersweep.stages.metrics import LABEL_FREE
 from clustersweep.tracking.redact import redact
-from clustersweep.tracking.store import PROJECT_ROOT, default_cfg, tracking_uri
+from clustersweep.tracking.store import PROJECT_ROOT, default_cfg, reader, tracking_uri
 
 
 def main() -> int:
@@ -60,11 +59,14 @@ def main() -> int:
         )
         return 2
     uri = args.tracking_uri or tracking_uri(default_cfg())
-    client = MlflowClient(uri)
     try:
+        client = reader(uri)
         df = (
             tables.sweep_table(client, args.parent) if args.parent else tables.experiment_table(client, args.experiment)
         )
+    except ConfigError as e:
+        print(f"error: {redact(one_line(e))}", file=sys.stderr)
+        return 2
     except (MlflowException, ValueError) as e:
         print(f"error: {redact(one_line(e))} (tracking store {redact(uri)})", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ from clustersweep.errors import one_line
 from clustersweep.stages.metrics import is_cost
 from clustersweep.tasks.cluster import run
 from clustersweep.tracking.redact import redact
-from clustersweep.tracking.store import default_cfg, tracking_uri
+from clustersweep.tracking.store import default_cfg, reader, tracking_uri
 
 EXIT_OTHER_MACHINE = 3
 MACHINE = ("machine.cpu", "machine.blas")  # what, when it differs, can explain different numbers
@@ -35,7 +35,7 @@ MACHINE = ("machine.cpu", "machine.blas")  # what, when it differs, can explain 
 
 def logged_config(run_id: str, uri: str) -> tuple[DictConfig, dict[str, float], dict[str, str]]:
     """The run's config, metrics and tags."""
-    client = MlflowClient(uri)
+    client = reader(uri)
     logged = client.get_run(run_id)
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(run_id, "config.yaml", tmp)

@@ -145,3 +145,27 @@ def test_a_run_of_a_live_process_is_not_reaped(store):
     assert res.returncode == 0, res.stdout + res.stderr
     assert alive.client.get_run(alive.run_id).info.status == "RUNNING"
     alive.finish()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["scripts/compare.py", "--experiment", "synthetic"],
+        ["scripts/reproduce.py", "0123abcd"],
+        ["-m", "clustersweep.predict", "runs:/0123abcd/model", "rows.npy"],
+    ],
+    ids=["compare", "reproduce", "predict"],
+)
+@pytest.mark.parametrize("fault", ["missing", "not a database"])
+def test_the_readers_of_a_store_say_what_is_wrong_with_it_in_one_line(tmp_path, command, fault):
+    db = tmp_path / "mlflow.db"
+    if fault == "not a database":
+        db.write_bytes(b"these are not the bytes of a database\n" * 200)
+    cmd = [sys.executable, *command, "--tracking-uri", f"sqlite:///{db}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stdout + res.stderr
+    said = "does not exist: nothing was logged there" if fault == "missing" else "is not an MLflow store"
+    assert lines[0].startswith(f"error: tracking store {db}") and said in lines[0], lines[0]
+    if fault == "missing":
+        assert not db.exists()  # a reader makes no store

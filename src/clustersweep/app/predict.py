@@ -15,9 +15,9 @@ from clustersweep.app.cli import EXIT_USER_ERROR, start_up
 from clustersweep.data.arrays import ArrayFile
 from clustersweep.data.dataset import check_finite
 from clustersweep.data.images import ImageFolder
-from clustersweep.errors import DataError, one_line
+from clustersweep.errors import ConfigError, DataError, one_line
 from clustersweep.tracking.redact import redact
-from clustersweep.tracking.store import default_cfg, tracking_uri
+from clustersweep.tracking.store import default_cfg, reader, tracking_uri
 
 
 def read_input(path: str, metadata: dict, features: str | None, labels: str | None) -> tuple[np.ndarray, pd.Series]:
@@ -38,6 +38,7 @@ def read_input(path: str, metadata: dict, features: str | None, labels: str | No
 def predict(model_uri: str, path: str, out: Path, uri: str, features: str | None, labels: str | None) -> int:
     import mlflow
 
+    reader(uri)  # the store checked: one that does not exist or that MLflow cannot use is one line
     mlflow.set_tracking_uri(uri)
     info = mlflow.models.get_model_info(model_uri)
     metadata = info.metadata or {}
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         n = predict(args.model_uri, args.input, args.out, uri, args.features, args.labels)
     except Exception as e:  # noqa: BLE001 - a bad URI, input or store is the user's to fix: one line
-        if not isinstance(e, DataError | OSError) and type(e).__module__.split(".")[0] != "mlflow":
+        if not isinstance(e, ConfigError | DataError | OSError) and type(e).__module__.split(".")[0] != "mlflow":
             raise
         print(f"error: {redact(one_line(e))}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -154,6 +154,18 @@ def _get_or_create(client: MlflowClient, uri: str, name: str) -> str:
         return exp.experiment_id
 
 
+def reader(uri: str) -> MlflowClient:
+    """A client for a store to read from (reports, reruns, predictions), checked first: one that does not exist or
+    that MLflow cannot use is a ConfigError, one line."""
+    check_reachable(uri)
+    path = sqlite_path(uri)
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"tracking store {path} does not exist: nothing was logged there; check tracking.uri")
+        check_sqlite(path, LOCK_TIMEOUT_S)
+    return MlflowClient(uri)
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a SQLite store; None for any other store."""
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
