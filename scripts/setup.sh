@@ -2,7 +2,8 @@
 # Set up clustersweep here: install the package (with the test tools and the Ray launcher given --dev, the Ray
 # launcher alone given --cluster) and make sure Fashion-MNIST is available (dataset.path, cache, system package,
 # or a mirror; where no mirror answers and apt-get is there, Debian's dataset-fashion-mnist package is installed).
-# --dev also installs Debian's chromium where apt-get is there and it is missing (the offline plot test draws in it).
+# --dev also installs Debian's chromium and postgresql where apt-get is there and they are missing (the offline plot
+# test draws in chromium; the team-store test starts its own PostgreSQL, with the driver from the `team` extra).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
@@ -18,10 +19,16 @@ if [ -n "$extras" ]; then
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-if [ "${1:-}" = "--dev" ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  echo "setup: installing Debian's chromium (tests/test_plots_offline.py)" >&2
+needs=()
+if [ "${1:-}" = "--dev" ]; then
+  command -v chromium >/dev/null 2>&1 || needs+=(chromium)  # tests/test_plots_offline.py draws in it
+  # tests/test_postgres.py starts its own server; Debian keeps initdb and pg_ctl off PATH
+  command -v pg_ctl >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || needs+=(postgresql)
+fi
+if [ ${#needs[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing Debian's ${needs[*]} (for the tests)" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${needs[@]}" >/dev/null
 fi
 if python -m clustersweep.data fetch; then exit 0; fi
 if command -v apt-get >/dev/null 2>&1; then
