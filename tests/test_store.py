@@ -169,3 +169,20 @@ def test_the_readers_of_a_store_say_what_is_wrong_with_it_in_one_line(tmp_path, 
     assert lines[0].startswith(f"error: tracking store {db}") and said in lines[0], lines[0]
     if fault == "missing":
         assert not db.exists()  # a reader makes no store
+
+
+def test_searches_started_at_once_make_the_study_storage_once(tmp_path):
+    store = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", OPEN_STUDIES, store], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        for _ in range(8)  # without the lock, one in five such starts lost a process to `UNIQUE constraint failed`
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, "\n".join(errors)
+
+
+OPEN_STUDIES = """
+import sys
+from clustersweep.app.search import study_storage
+study_storage(sys.argv[1]).get_all_study_summaries()
+"""

@@ -23,6 +23,7 @@ from typing import Any
 import alembic.migration
 import numpy as np
 import optuna
+from filelock import FileLock
 from optuna.distributions import CategoricalDistribution, IntUniformDistribution
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
@@ -47,8 +48,8 @@ def study_storage(tracking_uri: str | None) -> RDBStorage:
     path.parent.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{path}"
     engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
+    try:  # made by one process at a time (searches started at once into a new store)
+        with FileLock(f"{path}.lock"), engine.begin() as conn:
             context = alembic.migration.MigrationContext.configure(conn)
             if context.get_current_revision() is None:
                 models.BaseModel.metadata.create_all(conn)

@@ -10,8 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from clustersweep.data.dataset import build_loader
-from clustersweep.data.idx import one_line
-from clustersweep.errors import ConfigError, DataError
+from clustersweep.errors import ConfigError, DataError, one_line
 from clustersweep.paths import CONF_DIR
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from clustersweep.data.full import Full, combined_sha256, file_sha256, read_only
-from clustersweep.errors import DataError
+from clustersweep.errors import DataError, one_line
 
 FORMATS = (".npy", ".npz", ".csv", ".parquet")
 LABEL_FORMATS = (".npy", ".txt", ".csv")
@@ -81,7 +81,7 @@ class ArrayFile:
             with np.load(file, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except (OSError, ValueError) as e:
-            raise DataError(f"{key}={file}: cannot read it as .npz ({_short(e)})") from None
+            raise DataError(f"{key}={file}: cannot read it as .npz ({one_line(e)})") from None
         name = self.features if isinstance(self.features, str) else None
         if name is None:
             rest = [k for k in arrays if k != self.labels]
@@ -104,9 +104,9 @@ class ArrayFile:
         try:
             df = pd.read_csv(file) if file.suffix == ".csv" else pd.read_parquet(file)
         except (OSError, ValueError, ImportError) as e:
-            raise DataError(f"{key}={file}: cannot read it ({_short(e)})") from None
+            raise DataError(f"{key}={file}: cannot read it ({one_line(e)})") from None
         except Exception as e:  # noqa: BLE001 - pandas' parsers raise their own kinds
-            raise DataError(f"{key}={file}: cannot read it as {file.suffix} ({_short(e)})") from None
+            raise DataError(f"{key}={file}: cannot read it as {file.suffix} ({one_line(e)})") from None
         columns = [str(c) for c in df.columns]
         df.columns = columns
         y = None
@@ -143,7 +143,7 @@ def _npy(file: Path, key: str) -> np.ndarray:
     try:
         X = np.load(file, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise DataError(f"{key}={file}: cannot read it as .npy ({_short(e)})") from None
+        raise DataError(f"{key}={file}: cannot read it as .npy ({one_line(e)})") from None
     return _numeric(X, f"{key}={file}")
 
 
@@ -167,7 +167,7 @@ def _labels_file(file: Path, key: str) -> np.ndarray:
 
             y = pd.read_csv(file).iloc[:, 0].to_numpy()
     except Exception as e:  # noqa: BLE001 - numpy's and pandas' readers raise their own kinds
-        raise DataError(f"{key}={file}: cannot read the labels ({_short(e)})") from None
+        raise DataError(f"{key}={file}: cannot read the labels ({one_line(e)})") from None
     if y.ndim != 1:
         raise DataError(f"{key}={file} has shape {y.shape}; expected one label per row")
     return y
@@ -175,7 +175,3 @@ def _labels_file(file: Path, key: str) -> np.ndarray:
 
 def _few(names: list[str], n: int = 8) -> str:
     return ", ".join(names[:n]) + (f" … ({len(names)} in all)" if len(names) > n else "")
-
-
-def _short(e: BaseException) -> str:
-    return " ".join(str(e).split())[:200] or type(e).__name__

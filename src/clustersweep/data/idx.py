@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from clustersweep.data.full import Full, combined_sha256, read_only
-from clustersweep.errors import DataError
+from clustersweep.errors import DataError, one_line
 
 _FILE_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
 _TIMEOUT_S = 15
@@ -314,7 +314,3 @@ def _download_file(url: str, dest: Path, sha: str | None, progress: bool) -> tup
         raise DataError(f"{url}: {one_line(e)}") from None
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__

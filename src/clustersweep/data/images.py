@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from clustersweep.data.full import Full, combined_sha256, read_only
-from clustersweep.errors import DataError
+from clustersweep.errors import DataError, one_line
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
 MODES = {"grey": "L", "rgb": "RGB"}
@@ -92,7 +92,7 @@ def _open(file: Path):  # noqa: ANN202 - a PIL image
     try:
         return Image.open(file)
     except (OSError, UnidentifiedImageError) as e:
-        raise DataError(f"{file}: cannot read it as an image ({' '.join(str(e).split())})") from None
+        raise DataError(f"{file}: cannot read it as an image ({one_line(e)})") from None
 
 
 def _auto_mode(files: list[Path]) -> str:
@@ -123,7 +123,7 @@ def _read(files: list[Path], mode: str, image_size: tuple[int, int] | None, wher
                     im = im.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
                 pixels = np.asarray(im, dtype=np.float32)
             except OSError as e:
-                raise DataError(f"{file}: cannot read it as an image ({' '.join(str(e).split())})") from None
+                raise DataError(f"{file}: cannot read it as an image ({one_line(e)})") from None
         if pixels.shape[:2] != first:
             raise DataError(
                 f"{file} is {pixels.shape[1]}x{pixels.shape[0]} but {files[0].name} is {first[1]}x{first[0]}: the "
