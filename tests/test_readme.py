@@ -53,7 +53,11 @@ def test_the_readme_is_short_and_speaks_of_what_a_reader_can_open():
         assert not re.search(r"\bsessions?\b", text, re.I), f"{name} speaks of sessions"
     assert {"results.md", "benchmarks.md", "reference.md", "cluster.md"} <= set(DOCS)
     for link in re.findall(r"\]\((docs/[^)]+)\)", README):
-        assert (ROOT / link).is_file(), link
+        path, _, anchor = link.partition("#")
+        assert (ROOT / path).is_file(), link
+        headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(), re.M)
+        slugs = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}  # GitHub's anchors
+        assert not anchor or anchor in slugs, link
 
 
 @pytest.mark.parametrize("doc", ["README.md", *sorted(DOCS)])
