@@ -148,3 +148,9 @@ def test_different_configurations_get_different_run_names(make_cfg):
     snapshot = OmegaConf.create(OmegaConf.to_yaml(cfg, resolve=True))
     assert run_name(snapshot) == run_name(cfg)
     assert run_name(make_cfg("tracking.experiment=other", "sweep.select_by=modularity", tiny=False)) == names[0]
+
+
+def test_a_changed_list_is_named_once_as_a_whole(make_cfg):
+    """`image_size=8x8`, not its elements by position; a list derived from it (`image_shape`) is not named."""
+    cfg = make_cfg("dataset=synthetic", "dataset.image_size=[8,8]", tiny=False)
+    assert run_name(cfg) == "pca-k100-kmeans-K12-image_size=8x8"

@@ -76,18 +76,22 @@ def changed(cfg: DictConfig) -> list[tuple[str, Any]]:
     theirs, raw = (_flat(base, resolve=True), _flat(base, resolve=False)) if files is None else _flat_defaults(files)
     ours = _flat(cfg, resolve=True)
     shown = {f"{g}.{key}" for g in ("reducer", "clusterer") for key in _label_keys(str(raw.get(f"{g}.label", "")))}
-    out = []
+    out: dict[str, Any] = {}
     for key in sorted(set(ours) | set(theirs)):
         top = key.split(".")[0]
         if top in NOT_IDENTITY or top not in base or key.endswith(".label") or key in shown:
             continue
         if ours.get(key) == theirs.get(key):
             continue
-        derived = raw.get(key)
-        if isinstance(derived, str) and "${" in derived and ours.get(key) == _evaluate(cfg, key, derived):
+        whole = re.sub(r"(\.\d+)+$", "", key)  # a list's element: the list, once, as a whole
+        if whole in out:
             continue
-        out.append((key, ours.get(key)))
-    return out
+        value = ours.get(key) if whole == key else OmegaConf.to_container(OmegaConf.select(cfg, whole), resolve=True)
+        derived = raw.get(whole)
+        if isinstance(derived, str) and "${" in derived and value == _evaluate(cfg, whole, derived):
+            continue
+        out[whole] = value
+    return list(out.items())
 
 
 def _label_keys(label: str) -> set[str]:
@@ -138,6 +142,8 @@ def _compact(key: str, value: Any) -> str:
     part, another section's by that section and its last part; then the value."""
     parts = key.split(".")
     last = parts[-1] if parts[0] in GROUPS or len(parts) == 1 else f"{parts[0]}.{parts[-1]}"
+    if isinstance(value, list) and all(isinstance(v, int | float | str) for v in value):
+        return f"{last}=" + "x".join(map(str, value))  # `image_size=8x8`
     if isinstance(value, bool) or value is None:
         return f"{last}={str(value).lower()}"
     if isinstance(value, int | float):
