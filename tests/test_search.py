@@ -3,6 +3,7 @@ follows the metric, and an interrupted study resumes with exactly the missing tr
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import optuna
 from conftest import ROOT, read_until, run_py, runs, start_run_py
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from clustersweep.app.search import study_path, study_storage
 
@@ -140,13 +142,46 @@ def test_a_search_runs_each_configuration_once_while_there_are_new_ones(store):
 
 
 def test_an_untried_configuration_is_drawn_from_a_discrete_space_only():
-    from optuna.distributions import CategoricalDistribution, IntUniformDistribution, UniformDistribution
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    from clustersweep.app.search import _key, _untried
+    from clustersweep.app.search import Space, key
 
-    space = {"a": CategoricalDistribution([1, 2]), "b": IntUniformDistribution(0, 4, 2)}  # 2 x 3 configurations
-    seen = {_key({"a": a, "b": b}): 0 for a in (1, 2) for b in (0, 2, 4) if (a, b) != (2, 2)}
-    assert _untried(space, seen, np.random.RandomState(0)) == {"a": 2, "b": 2}
-    seen[_key({"a": 2, "b": 2})] = 0
-    assert _untried(space, seen, np.random.RandomState(0)) is None  # used up
-    assert _untried({"x": UniformDistribution(0, 1)}, {}, np.random.RandomState(0)) is None  # cannot be listed
+    space = Space({"a": CategoricalDistribution([1, 2]), "b": IntDistribution(0, 4, step=2)}, [])  # 2 x 3 of them
+    seen = {key({"a": a, "b": b}) for a in (1, 2) for b in (0, 2, 4) if (a, b) != (2, 2)}
+    assert space.untried(seen, np.random.RandomState(0)) == {"a": 2, "b": 2}
+    seen.add(key({"a": 2, "b": 2}))
+    assert space.untried(seen, np.random.RandomState(0)) is None  # used up
+    assert Space({"x": FloatDistribution(0, 1)}, []).untried(set(), np.random.RandomState(0)) is None  # continuous
+
+
+def test_the_grammar_of_a_search_space_becomes_optunas_distributions():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from clustersweep.app.search import Space
+
+    parser = OverridesParser.create()
+    params = {"reducer.k": "choice(5, 10)", "clusterer.K": "range(8, 12)"}
+    space = Space.parse(parser, params, ["x=interval(0.1, 1)", "y=tag(log, interval(1e-3, 1.0))", "dataset=digits"])
+    assert space.distributions == {
+        "reducer.k": CategoricalDistribution([5, 10]),
+        "clusterer.K": IntDistribution(8, 12),  # both ends included
+        "x": FloatDistribution(0.1, 1),
+        "y": FloatDistribution(1e-3, 1.0, log=True),
+    }
+    assert space.fixed == ["dataset=digits"]
+    assert Space.parse(parser, params, ["clusterer.K=9"]).distributions.keys() == {"reducer.k"}  # the command wins
+
+
+def test_the_project_uses_no_private_optuna_module_or_attribute():
+    """Optuna's public API only: its internals (`optuna.storages._rdb`, `study._storage`, a sweeper's
+    `_configure_trials`) change in any release."""
+    private = re.compile(r"optuna(\.\w+)*\._\w|\._storage\b|_configure_trials|hydra_optuna_sweeper")
+    files = [*ROOT.glob("src/**/*.py"), *ROOT.glob("scripts/*.py"), *ROOT.glob("conf/**/*.yaml")]
+    found = [
+        f"{f.relative_to(ROOT)}:{i}"
+        for f in files
+        for i, ln in enumerate(f.read_text().splitlines(), 1)
+        if private.search(ln)
+    ]
+    assert len(files) > 40 and found == []
+    assert private.search("from optuna.storages._rdb import models") and private.search("study._storage.x")

@@ -1,36 +1,45 @@
-"""Label-free search: hydra-optuna-sweeper with a study that lives beside the tracking store and resumes.
+"""Label-free search: an Optuna study asked and told by clustersweep's own sweeper (`hydra/sweeper=study`), whose
+trials Hydra's launcher runs as sweep jobs.
 
     python run.py -m search=umap_gmm          # conf/search/umap_gmm.yaml: space, budget, objective
 
+- The space is Hydra's override grammar (`choice`, `range`, `interval`, `tag(log, interval(…))`), given in
+  `hydra.sweeper.params` or on the command line; `range(a, b)` is a to b, both included.
 - The objective is `sweep.select_by`, a label-free metric; the study's direction follows it (resolver
   `cs.direction`, config/resolvers.py).
 - The study is kept in `optuna.db` beside a SQLite tracking store (`~/.cache/clustersweep/optuna.db` for a
   server), so an interrupted search resumes: `n_trials` is the study's budget of completed trials, and a rerun
   asks only for those still missing. Trials the interruption cut off are marked failed.
-- Trials are ordinary sweep jobs (`sweep.job`): child runs of the study's one parent run, skipped (their earlier
-  value reused) when an identical run already finished.
-- A configuration the study already has is not run again: an untried one is run instead (`skip_repeats`), so
-  the budget buys distinct configurations while there are any left.
+- Trials run `n_jobs` at a time (all at once under a parallel launcher); each is an ordinary sweep job
+  (`sweep.job`): a child run of the study's one parent run, skipped (its earlier value reused) when an identical
+  run already finished.
+- A configuration the study already has, or that another trial of the batch has, is not run again: an untried
+  one is run instead, so the budget buys distinct configurations while there are any left.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import alembic.migration
 import numpy as np
 import optuna
 from filelock import FileLock
-from optuna.distributions import CategoricalDistribution, IntUniformDistribution
-from optuna.storages import RDBStorage
-from optuna.storages._rdb import models
-from optuna.storages._rdb.storage import _VersionManager
-from sqlalchemy import create_engine
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
+from hydra.plugins.launcher import Launcher
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
+from clustersweep.errors import ConfigError
 from clustersweep.tracking.store import DEFAULT_URI, local_dir
+
+REASKS = 20  # asks per trial before a repeat is run anyway (a space may be used up)
+GRID_LIMIT = 100_000  # larger discrete spaces are not listed: a repeat is rare there, and asking again is enough
 
 
 def study_path(tracking_uri: str | None) -> Path:
@@ -38,100 +47,141 @@ def study_path(tracking_uri: str | None) -> Path:
     return local_dir(tracking_uri or DEFAULT_URI) / "optuna.db"
 
 
-def study_storage(tracking_uri: str | None) -> RDBStorage:
-    """Optuna's SQLite storage for the study.
-
-    hydra-optuna-sweeper needs optuna 2.x, whose schema stamp is never committed under SQLAlchemy 2 (then every
-    open fails its version check); the stamp is written here in a committed transaction first.
-    """
+def study_storage(tracking_uri: str | None) -> optuna.storages.RDBStorage:
+    """Optuna's storage for the study, made by one process at a time (searches started at once into a new
+    store)."""
     path = study_path(tracking_uri)
     path.parent.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{path}"
-    engine = create_engine(url)
-    try:  # made by one process at a time (searches started at once into a new store)
-        with FileLock(f"{path}.lock"), engine.begin() as conn:
-            context = alembic.migration.MigrationContext.configure(conn)
-            if context.get_current_revision() is None:
-                models.BaseModel.metadata.create_all(conn)
-                versions = _VersionManager.__new__(_VersionManager)
-                versions.url, versions.engine = url, engine
-                context.stamp(versions._create_alembic_script(), versions.get_head_version())
-    finally:
-        engine.dispose()
-    return RDBStorage(url)
+    with FileLock(f"{path}.lock"):
+        return optuna.storages.RDBStorage(f"sqlite:///{path}")
 
 
-REASKS = 20  # asks per trial before a repeat is run anyway (a space may be used up)
-GRID_LIMIT = 100_000  # larger discrete spaces are not listed: a repeat is rare there, and asking again is enough
+def sampler(name: str, seed: int | None, n_startup_trials: int) -> optuna.samplers.BaseSampler:
+    """TPE (the default), GP or random, seeded."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
+    raise ConfigError(f"hydra.sweeper.sampler.name={name!r} is not allowed: expected one of tpe, gp, random")
 
 
-def skip_repeats(impl: Any) -> None:
-    """Make a hydra-optuna-sweeper (its OptunaSweeperImpl) run a new configuration when a trial repeats the
-    parameters of a completed or pending trial: once TPE has a favourite in a small discrete space it proposes it
-    again and again, and a repeat would use up budget to reproduce a value the study has. A repeat is recorded as
-    a failed trial (the sampler ignores those; counted as finished it would skew the model) with `repeat_of`
-    naming the first; then the study is given a configuration it has not tried, drawn at random (seeded), while
-    the space has any; in a space that cannot be listed (a float range) the sampler is just asked again."""
-    configure = impl._configure_trials
-
-    def distinct(trials: list, space: dict, fixed: dict) -> list:
-        overrides = configure(trials, space, fixed)
-        study = trials[0].study
-        first = {_key(t.params): t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
-        rng = np.random.RandomState(len(study.trials))  # the study's progress: a rerun draws the same
-        for i, trial in enumerate(trials):
-            for _ in range(REASKS):
-                if _key(trial.params) not in first:
-                    break
-                trial.set_user_attr("repeat_of", first[_key(trial.params)])
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                new = _untried(space, first, rng)
-                if new is not None:
-                    study.enqueue_trial(new)  # the next ask takes it
-                trials[i] = trial = study.ask()  # the caller launches and reports the trials of this list
-                overrides[i] = configure([trial], space, fixed)[0]
-            first.setdefault(_key(trial.params), trial.number)  # pending: a later trial of the batch repeats it
-        return overrides
-
-    impl._configure_trials = distinct
+def distribution(override: Override) -> BaseDistribution:
+    """Optuna's distribution for a swept override of Hydra's grammar."""
+    value = override.value()
+    if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
+        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+    if isinstance(value, RangeSweep):  # a to b, both included
+        if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
+            return FloatDistribution(value.start, value.stop, step=value.step)
+        return IntDistribution(int(value.start), int(value.stop), step=int(value.step))
+    if isinstance(value, IntervalSweep):
+        log = "log" in value.tags
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return IntDistribution(value.start, value.end, log=log)
+        return FloatDistribution(value.start, value.end, log=log)
+    raise ConfigError(f"{override.input_line}: a search takes choice(…), range(…) or interval(…)")
 
 
-def _untried(space: dict, seen: dict, rng: np.random.RandomState) -> dict | None:
-    """A random configuration of a discrete search space that is not in `seen`; None when the space is used up,
-    too large to list, or continuous."""
-    values = []
-    for dist in space.values():
-        if isinstance(dist, CategoricalDistribution):
-            values.append(list(dist.choices))
-        elif isinstance(dist, IntUniformDistribution):
-            values.append(list(range(dist.low, dist.high + 1, dist.step)))
-        else:
+@dataclass
+class Space:
+    """The searched keys and their distributions, and the overrides every trial shares."""
+
+    distributions: dict[str, BaseDistribution]
+    fixed: list[str]
+
+    @classmethod
+    def parse(cls, parser: OverridesParser, params: dict | None, arguments: Sequence[str]) -> Space:
+        """From the sweeper's `params` and the command line's overrides (which win)."""
+        given = [f"{k}={v}" for k, v in (params or {}).items()]
+        distributions, fixed = {}, []
+        for o in parser.parse_overrides([*given, *arguments]):
+            if o.is_sweep_override():
+                distributions[o.get_key_element()] = distribution(o)
+            else:
+                fixed = [f for f in fixed if f.split("=")[0] != o.get_key_element()]
+                distributions.pop(o.get_key_element(), None)
+                fixed.append(o.input_line)
+        return cls(distributions, fixed)
+
+    def overrides(self, params: dict[str, Any]) -> list[str]:
+        return [*self.fixed, *(f"{k}={v}" for k, v in params.items())]
+
+    def untried(self, seen: set[tuple], rng: np.random.RandomState) -> dict | None:
+        """A random configuration not in `seen`; None when the space is used up, too large to list, or
+        continuous."""
+        values = []
+        for dist in self.distributions.values():
+            if isinstance(dist, CategoricalDistribution):
+                values.append(list(dist.choices))
+            elif isinstance(dist, IntDistribution) and not dist.log:
+                values.append(list(range(dist.low, dist.high + 1, dist.step)))
+            else:
+                return None
+        if math.prod(len(v) for v in values) > GRID_LIMIT:
             return None
-    if math.prod(len(v) for v in values) > GRID_LIMIT:
-        return None
-    new = [c for c in itertools.product(*values) if _key(dict(zip(space, c, strict=True))) not in seen]
-    return dict(zip(space, new[rng.randint(len(new))], strict=True)) if new else None
+        new = [c for c in itertools.product(*values) if key(dict(zip(self.distributions, c, strict=True))) not in seen]
+        return dict(zip(self.distributions, new[rng.randint(len(new))], strict=True)) if new else None
 
 
-def _key(params: dict) -> tuple:
+def key(params: dict) -> tuple:
     return tuple(sorted(params.items()))
 
 
-def resume(impl: Any) -> None:
-    """Fit a hydra-optuna-sweeper (its OptunaSweeperImpl) to what its study already holds: run only the trials
-    the budget still lacks, mark failed the trials an interruption cut off, and number jobs on from the last."""
-    study = optuna.create_study(
-        study_name=impl.study_name, storage=impl.storage, directions=impl._get_directions(), load_if_exists=True
-    )
-    cut_off = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+def resume(study: optuna.Study, budget: int) -> tuple[int, int]:
+    """Fail the trials an interruption cut off; returns (trials still to run, the next job's number)."""
+    cut_off = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for t in cut_off:  # they never reported
-        study._storage.set_trial_state(t._trial_id, optuna.trial.TrialState.FAIL)
-    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    impl.n_trials = max(impl.n_trials - done, 0)
-    impl.job_idx = len(study.trials)
+        study.tell(t.number, state=TrialState.FAIL)
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    left = max(budget - done, 0)
     print(
-        f"search: study {impl.study_name!r} has {done} completed trial(s)"
+        f"search: study {study.study_name!r} has {done} completed trial(s)"
         + (f", {len(cut_off)} cut off by an interruption" if cut_off else "")
-        + f"; {impl.n_trials} to run",
+        + f"; {left} to run",
         flush=True,
     )
+    return left, len(study.trials)
+
+
+def ask_distinct(study: optuna.Study, space: Space, n: int) -> list[optuna.Trial]:
+    """`n` new trials whose configurations the study does not have yet (completed, or pending in this batch): once
+    TPE has a favourite in a small discrete space it proposes it again and again, and a repeat would use budget to
+    reproduce a value the study has. A repeat is told failed (the sampler ignores those) with `repeat_of` naming
+    the first; then the study is given an untried configuration, drawn at random (seeded by the study's progress:
+    a rerun draws the same), while the space has any; in a space that cannot be listed it is just asked again."""
+    first = {key(t.params): t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    rng = np.random.RandomState(len(study.trials))
+    trials = []
+    for _ in range(n):
+        trial = study.ask(space.distributions)
+        for _ in range(REASKS):
+            if key(trial.params) not in first:
+                break
+            trial.set_user_attr("repeat_of", first[key(trial.params)])
+            study.tell(trial, state=TrialState.FAIL)
+            new = space.untried(set(first), rng)
+            if new is not None:
+                study.enqueue_trial(new)  # the next ask takes it
+            trial = study.ask(space.distributions)
+        first.setdefault(key(trial.params), trial.number)  # pending: a later trial of the batch repeats it
+        trials.append(trial)
+    return trials
+
+
+def run(study: optuna.Study, space: Space, launcher: Launcher, budget: int, n_jobs: int) -> None:
+    """Run the trials the budget still lacks, `n_jobs` at a time through `launcher`; each job's value (None: it
+    failed, or its clustering is degenerate) is told to the study."""
+    left, job_idx = resume(study, budget)
+    while left > 0:
+        trials = ask_distinct(study, space, min(n_jobs, left))
+        returns = launcher.launch([space.overrides(t.params) for t in trials], initial_job_idx=job_idx)
+        for trial, ret in zip(trials, returns, strict=True):
+            value = ret.return_value
+            if value is None or not math.isfinite(value):
+                study.tell(trial, state=TrialState.FAIL)
+            else:
+                study.tell(trial, float(value))
+        job_idx += len(trials)
+        left -= len(trials)

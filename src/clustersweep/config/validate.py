@@ -127,6 +127,7 @@ _SWEEPER: dict[str, Check] = {
     "hydra.sweeper.n_jobs": _int_in(1),
     "hydra.sweeper.sampler.n_startup_trials": _int_in(0),
     "hydra.sweeper.sampler.seed": _int_in(0, 2**32 - 1),
+    "hydra.sweeper.sampler.name": _one_of("tpe", "gp", "random"),
     "hydra.launcher.n_jobs": _nonzero_int,
 }
 

@@ -1,34 +1,61 @@
-"""clustersweep's resumable Optuna sweeper (the sweeper of `search=…`), here because Hydra loads sweepers only from
-`hydra_plugins`. The logic lives in clustersweep.app.search and clustersweep.app.sweep; this module stays light,
-since Hydra imports every plugin at startup."""
+"""clustersweep's search sweeper (the sweeper of `search=…`), here because Hydra loads sweepers only from
+`hydra_plugins`: an Optuna study asked and told through Optuna's public API, its trials launched by whatever Hydra
+launcher is configured. The logic lives in clustersweep.app.search and clustersweep.app.sweep; this module stays
+light, since Hydra imports every plugin at startup."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig
 
 
-class StudySweeper(OptunaSweeper):
-    """hydra-optuna-sweeper whose `n_trials` is the study's budget of distinct configurations: a rerun asks only
-    for the missing trials, and a repeat of a configuration is replaced by one not tried yet. The trials are child
-    runs of the study's one parent run."""
+class StudySweeper(Sweeper):
+    """A study whose `n_trials` is its budget of completed, distinct configurations: a rerun asks only for the
+    missing trials. The trials are child runs of the study's one parent run."""
+
+    def __init__(
+        self,
+        study_name: str,
+        n_trials: int,
+        n_jobs: int,
+        direction: str,
+        sampler: DictConfig,
+        params: DictConfig | None = None,
+    ) -> None:
+        self.study_name, self.n_trials, self.n_jobs, self.direction = study_name, n_trials, n_jobs, direction
+        self.sampler, self.params = sampler, params
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        from clustersweep.app.search import resume, skip_repeats
+        from hydra.core.plugins import Plugins
+
         from clustersweep.app.sweep import check_settings
 
         check_settings(config)  # before the study is opened: a refused search leaves nothing behind
-        self.config = config
-        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        resume(self.sweeper)
-        skip_repeats(self.sweeper)
+        self.config, self.hydra_context = config, hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments: Sequence[str]) -> Any:
-        from clustersweep.app.sweep import tracked_sweep
+        import optuna
+        from hydra.core.override_parser.overrides_parser import OverridesParser
 
+        from clustersweep.app import search
+        from clustersweep.app.sweep import app_config, tracked_sweep
+        from clustersweep.tracking.store import tracking_uri
+
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        space = search.Space.parse(parser, self.params, arguments)
+        study = optuna.create_study(
+            study_name=self.study_name,
+            storage=search.study_storage(tracking_uri(app_config(self.config))),
+            sampler=search.sampler(self.sampler.name, self.sampler.seed, self.sampler.n_startup_trials),
+            direction=self.direction,
+            load_if_exists=True,
+        )
         with tracked_sweep(self.config):
-            return self.sweeper.sweep(arguments)
+            search.run(study, space, self.launcher, self.n_trials, self.n_jobs)
