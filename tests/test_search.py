@@ -185,3 +185,19 @@ def test_the_project_uses_no_private_optuna_module_or_attribute():
     ]
     assert len(files) > 40 and found == []
     assert private.search("from optuna.storages._rdb import models") and private.search("study._storage.x")
+
+
+def test_rerunning_a_complete_search_says_its_result_and_leaves_its_parent_alone(store):
+    args = [a for a in SEARCH if not a.startswith(("hydra.sweeper.n_trials", "clusterer.n_init"))]
+    args += ["hydra.sweeper.n_trials=2", "clusterer.n_init=1"]
+    first = run_py(*args, store=store, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    _, before = runs(store)
+    again = run_py(*args, store=store, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "has 2 completed trial(s); 0 to run" in again.stdout and "its best, trial" in again.stdout, again.stdout
+    assert "A new study created" not in again.stderr and "Using an existing study" not in again.stderr
+    _, after = runs(store)
+    assert [(r.info.run_id, r.info.status, r.info.end_time, r.data.tags) for r in after] == [
+        (r.info.run_id, r.info.status, r.info.end_time, r.data.tags) for r in before
+    ]

@@ -129,20 +129,31 @@ def key(params: dict) -> tuple:
     return tuple(sorted(params.items()))
 
 
-def resume(study: optuna.Study, budget: int) -> tuple[int, int]:
-    """Fail the trials an interruption cut off; returns (trials still to run, the next job's number)."""
+def resume(study: optuna.Study, budget: int, where: str) -> tuple[int, int]:
+    """Fail the trials an interruption cut off; says what the study (in the storage `where`) holds and returns
+    (trials still to run, the next job's number)."""
     cut_off = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for t in cut_off:  # they never reported
         study.tell(t.number, state=TrialState.FAIL)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     left = max(budget - done, 0)
     print(
-        f"search: study {study.study_name!r} has {done} completed trial(s)"
+        f"search: study {study.study_name!r} in {where} has {done} completed trial(s)"
         + (f", {len(cut_off)} cut off by an interruption" if cut_off else "")
         + f"; {left} to run",
         flush=True,
     )
     return left, len(study.trials)
+
+
+def say_best(study: optuna.Study, objective: str) -> None:
+    """A complete study's result, for a rerun that has nothing left to run."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        print(f"search: study {study.study_name!r} has no completed trial", flush=True)
+        return
+    best = study.best_trial
+    params = " ".join(f"{k}={v}" for k, v in best.params.items())
+    print(f"search: its best, trial {best.number}: {objective} {best.value:.6g} with {params}", flush=True)
 
 
 def ask_distinct(study: optuna.Study, space: Space, n: int) -> list[optuna.Trial]:
@@ -170,10 +181,9 @@ def ask_distinct(study: optuna.Study, space: Space, n: int) -> list[optuna.Trial
     return trials
 
 
-def run(study: optuna.Study, space: Space, launcher: Launcher, budget: int, n_jobs: int) -> None:
-    """Run the trials the budget still lacks, `n_jobs` at a time through `launcher`; each job's value (None: it
-    failed, or its clustering is degenerate) is told to the study."""
-    left, job_idx = resume(study, budget)
+def run(study: optuna.Study, space: Space, launcher: Launcher, left: int, job_idx: int, n_jobs: int) -> None:
+    """Run `left` trials, `n_jobs` at a time through `launcher`, numbered from `job_idx`; each job's value (None:
+    it failed, or its clustering is degenerate) is told to the study."""
     while left > 0:
         trials = ask_distinct(study, space, min(n_jobs, left))
         returns = launcher.launch([space.overrides(t.params) for t in trials], initial_job_idx=job_idx)

@@ -46,16 +46,24 @@ class StudySweeper(Sweeper):
 
         from clustersweep.app import search
         from clustersweep.app.sweep import app_config, tracked_sweep
+        from clustersweep.tracking.redact import redact
         from clustersweep.tracking.store import tracking_uri
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         space = search.Space.parse(parser, self.params, arguments)
+        cfg = app_config(self.config)
+        storage = search.study_storage(tracking_uri(cfg))
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "A new study created" / "Using an existing study"
         study = optuna.create_study(
             study_name=self.study_name,
-            storage=search.study_storage(tracking_uri(app_config(self.config))),
+            storage=storage,
             sampler=search.sampler(self.sampler.name, self.sampler.seed, self.sampler.n_startup_trials),
             direction=self.direction,
             load_if_exists=True,
         )
+        left, job_idx = search.resume(study, self.n_trials, redact(storage.url))
+        if left == 0:  # a complete study: its result, and its parent run left as it is
+            search.say_best(study, cfg.sweep.select_by)
+            return None
         with tracked_sweep(self.config):
-            search.run(study, space, self.launcher, self.n_trials, self.n_jobs)
+            search.run(study, space, self.launcher, left, job_idx, self.n_jobs)
