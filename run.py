@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from clustersweep.app.cli import guarded, user_errors
-from clustersweep.app.job import job
+from clustersweep.app.job import Outcome, job
 from clustersweep.app.sweep import in_multirun
 from clustersweep.errors import ConfigError
 from clustersweep.tasks import cluster, eda, notebook
@@ -13,7 +13,7 @@ TASKS = {"cluster": cluster.run, "eda": eda.run, "notebook": notebook.run}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> Outcome | None:
     if in_multirun():
         return job(cfg)  # a child run; a failure is recorded, not raised; the value steers a search
     with user_errors():

@@ -101,6 +101,10 @@ def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_p
     assert len(set(jobs)) == len(jobs)  # numbering goes on after the interruption
     values = [c.data.metrics["silhouette"] for c in children if c.info.status == "FINISHED"]
     assert max(values) == study.best_value  # each trial's value is its run's label-free metric
+    ids = {c.info.run_id: c.data.metrics.get("silhouette") for c in children}
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert all(ids[t.user_attrs["mlflow_run_id"]] == t.value for t in done)  # a trial names its run
+    assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
     assert Path(store[len("sqlite:///") :]).parent.joinpath("optuna.db").exists()
     client, _ = runs(store)
     summary = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}

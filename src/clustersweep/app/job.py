@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hydra.core.hydra_config import HydraConfig
 from mlflow.tracking import MlflowClient
@@ -28,11 +28,17 @@ from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import DEFAULT_URI, check_reachable, open_experiment, tracking_uri
 
 
-def job(cfg: DictConfig) -> float | None:
-    """Run one job as a child run; records failures instead of raising (except Ctrl-C).
+class Outcome(NamedTuple):
+    """What a job gives its sweeper: its `sweep.select_by` metric, the objective of a search (None when it failed,
+    has none, or its clustering is degenerate: the search then marks the trial failed and goes on, never its
+    best), and the run that holds it (None when it failed before its run existed)."""
 
-    Returns the job's `sweep.select_by` metric, the objective of a search; None when it failed, has none, or its
-    clustering is degenerate (the Optuna sweeper then marks the trial failed and goes on: never its best)."""
+    value: float | None
+    run_id: str | None
+
+
+def job(cfg: DictConfig) -> Outcome:
+    """Run one job as a child run; records failures instead of raising (except Ctrl-C)."""
     start_up()  # a launcher's worker process (Ray's, joblib's) starts bare
     parent = os.environ.get(ENV_PARENT) or None
     hc = HydraConfig.get()
@@ -55,7 +61,7 @@ def job(cfg: DictConfig) -> float | None:
                 client.set_tag(parent, f"skipped.{num}", done)
             print(f"{head} … skipped: identical run {done} already finished", flush=True)
             twin = client.get_run(done).data
-            return None if "degenerate" in twin.tags else twin.metrics.get(cfg.sweep.select_by)
+            return Outcome(None if "degenerate" in twin.tags else twin.metrics.get(cfg.sweep.select_by), done)
         print(f"{head} … started", flush=True)
         result = execute(prep, tags, parent=parent)
     except KeyboardInterrupt:
@@ -67,13 +73,13 @@ def job(cfg: DictConfig) -> float | None:
             note.write_text(label)
         said = redact(one_line(e))
         print(f"{head} … FAILED: {said}" + ("" if logged else " (not in the tracking store)"), flush=True)
-        return None
+        return Outcome(None, None)
     took = time.perf_counter() - started
     nmi = result.metrics.get("nmi")
     said = f", nmi {nmi:.2f}" if nmi is not None else ""
     said += f", degenerate: {result.degenerate}" if result.degenerate else ""
     print(f"{head} … finished in {took:.1f} s{said}{_eta(num, total)}", flush=True)
-    return None if result.degenerate else result.metrics.get(cfg.sweep.select_by)
+    return Outcome(None if result.degenerate else result.metrics.get(cfg.sweep.select_by), result.run_id)
 
 
 def _record_failure(

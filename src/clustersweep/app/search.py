@@ -38,6 +38,7 @@ from optuna.trial import TrialState
 from clustersweep.errors import ConfigError
 from clustersweep.tracking.store import DEFAULT_URI, local_dir
 
+RUN_ATTR, PARENT_ATTR = "mlflow_run_id", "mlflow_parent_run_id"  # a trial's run, the study's parent run (user attrs)
 REASKS = 20  # asks per trial before a repeat is run anyway (a space may be used up)
 GRID_LIMIT = 100_000  # larger discrete spaces are not listed: a repeat is rare there, and asking again is enough
 
@@ -188,7 +189,9 @@ def run(study: optuna.Study, space: Space, launcher: Launcher, left: int, job_id
         trials = ask_distinct(study, space, min(n_jobs, left))
         returns = launcher.launch([space.overrides(t.params) for t in trials], initial_job_idx=job_idx)
         for trial, ret in zip(trials, returns, strict=True):
-            value = ret.return_value
+            value, run_id = ret.return_value
+            if run_id:
+                trial.set_user_attr(RUN_ATTR, run_id)
             if value is None or not math.isfinite(value):
                 study.tell(trial, state=TrialState.FAIL)
             else:

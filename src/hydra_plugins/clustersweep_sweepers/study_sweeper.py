@@ -65,5 +65,6 @@ class StudySweeper(Sweeper):
         if left == 0:  # a complete study: its result, and its parent run left as it is
             search.say_best(study, cfg.sweep.select_by)
             return None
-        with tracked_sweep(self.config):
+        with tracked_sweep(self.config) as parent:
+            study.set_user_attr(search.PARENT_ATTR, parent.run.run_id)
             search.run(study, space, self.launcher, left, job_idx, self.n_jobs)
