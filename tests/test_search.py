@@ -3,6 +3,7 @@ follows the metric, and an interrupted study resumes with exactly the missing tr
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 from pathlib import Path
@@ -205,3 +206,24 @@ def test_rerunning_a_complete_search_says_its_result_and_leaves_its_parent_alone
     assert [(r.info.run_id, r.info.status, r.info.end_time, r.data.tags) for r in after] == [
         (r.info.run_id, r.info.status, r.info.end_time, r.data.tags) for r in before
     ]
+
+
+def test_parallel_trials_under_joblib_resume_to_exactly_the_budget_of_distinct_configurations(store, tmp_path):
+    args = [a for a in SEARCH if not a.startswith("hydra.sweeper.n_trials")]
+    args += ["hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    proc = start_run_py(*args, store=store, out=tmp_path / "h", new_session=True)
+    seen = read_until(proc, lambda seen: seen.count("finished in") >= 2 and "[3/?]" in seen)  # the 2nd batch runs
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=120)
+    res = run_py(*args, store=store, timeout=600)
+    assert res.returncode == 0, seen + res.stdout + res.stderr
+    assert "cut off by an interruption" in res.stdout, res.stdout
+    study = optuna.load_study(study_name="pca_kmeans-silhouette", storage=study_storage(store))
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 6 and len({tuple(sorted(t.params.items())) for t in done}) == 6
+    _, found = runs(store)
+    parents = [r for r in found if "sweep.study" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    finished = [r for r in found if r.data.tags.get("mlflow.parentRunId") and r.info.status == "FINISHED"]
+    assert sorted(t.user_attrs["mlflow_run_id"] for t in done) == sorted(r.info.run_id for r in finished)
+    assert "RUNNING" not in {r.info.status for r in found}
