@@ -227,3 +227,15 @@ def test_parallel_trials_under_joblib_resume_to_exactly_the_budget_of_distinct_c
     finished = [r for r in found if r.data.tags.get("mlflow.parentRunId") and r.info.status == "FINISHED"]
     assert sorted(t.user_attrs["mlflow_run_id"] for t in done) == sorted(r.info.run_id for r in finished)
     assert "RUNNING" not in {r.info.status for r in found}
+
+
+def test_a_lower_is_better_objective_makes_optunas_best_the_searchs_best_run(store):
+    args = [a for a in SEARCH if not a.startswith(("hydra.sweeper.n_trials", "clusterer.n_init"))]
+    res = run_py(*args, "hydra.sweeper.n_trials=4", "clusterer.n_init=1", "sweep.select_by=davies_bouldin", store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    study = optuna.load_study(study_name="pca_kmeans-davies_bouldin", storage=study_storage(store))
+    assert study.direction.name == "MINIMIZE"
+    _, found = runs(store)
+    (parent,) = [r for r in found if "sweep.study" in r.data.tags]
+    assert parent.data.tags["best.run_id"] == study.best_trial.user_attrs["mlflow_run_id"]
+    assert study.best_value == min(t.value for t in study.trials if t.value is not None)
