@@ -3,13 +3,16 @@ follows the metric, and an interrupted study resumes with exactly the missing tr
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 from pathlib import Path
+from wsgiref.util import setup_testing_defaults
 
 import numpy as np
 import optuna
+import optuna_dashboard
 from conftest import ROOT, read_until, run_py, runs, start_run_py
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -239,3 +242,22 @@ def test_a_lower_is_better_objective_makes_optunas_best_the_searchs_best_run(sto
     (parent,) = [r for r in found if "sweep.study" in r.data.tags]
     assert parent.data.tags["best.run_id"] == study.best_trial.user_attrs["mlflow_run_id"]
     assert study.best_value == min(t.value for t in study.trials if t.value is not None)
+    # optuna-dashboard opens the study with its own storage loader, from the URL the README gives
+    app = optuna_dashboard.wsgi(f"sqlite:///{study_path(store)}")
+    (listed,) = _get(app, "/api/studies")["study_summaries"]
+    assert listed["study_name"] == "pca_kmeans-davies_bouldin"
+    shown = _get(app, f"/api/studies/{listed['study_id']}")
+    assert len(shown["trials"]) == 4 and {"mlflow_parent_run_id"} <= {a["key"] for a in shown["user_attrs"]}
+    runs_named = {a["value"] for t in shown["trials"] for a in t["user_attrs"] if a["key"] == "mlflow_run_id"}
+    assert parent.data.tags["best.run_id"] in runs_named
+
+
+def _get(app, path: str) -> dict:
+    """GET `path` from a WSGI app (optuna-dashboard's), as JSON."""
+    env: dict = {}
+    setup_testing_defaults(env)
+    env.update(PATH_INFO=path, REQUEST_METHOD="GET")
+    status: list[str] = []
+    body = b"".join(app(env, lambda s, headers, *exc: status.append(s)))
+    assert status[0].startswith("200"), (status, body[:300])
+    return json.loads(body)
