@@ -42,31 +42,49 @@ def test_the_direction_follows_the_objective_metric():
     assert _compose("search=umap_gmm", "sweep.select_by=davies_bouldin").hydra.sweeper.direction == "minimize"
 
 
-def test_a_search_sets_its_objective_and_names_its_study_after_it():
+def test_a_search_sets_its_objective():
     cfg = _compose("search=umap_gmm")
-    assert cfg.sweep.select_by == "modularity" and cfg.hydra.sweeper.study_name == "umap_gmm-modularity"
+    assert cfg.sweep.select_by == "modularity" and cfg.hydra.sweeper.study_name is None  # named by what it searches
     patches = _compose("search=patches_umap_gmm")
     assert (patches.sweep.select_by, patches.reducer.name) == ("modularity", "patches_umap")
-    assert patches.hydra.sweeper.study_name == "patches_umap_gmm-modularity"
     assert _compose().sweep.select_by == "silhouette"  # outside a search, the default stays
-    other = _compose("search=umap_gmm", "sweep.select_by=silhouette")  # the command line still wins
-    assert other.hydra.sweeper.study_name == "umap_gmm-silhouette"
+    assert _compose("search=umap_gmm", "sweep.select_by=silhouette").sweep.select_by == "silhouette"  # the command
 
 
-def test_a_study_refuses_to_resume_with_another_objective(store):
+def test_a_named_study_refuses_another_objective_or_space(store):
     args = [a for a in SEARCH if not a.startswith(("hydra.sweeper.n_trials", "clusterer.n_init"))]
-    first = run_py(*args, "hydra.sweeper.n_trials=1", "clusterer.n_init=1", store=store, timeout=300)
+    args += ["clusterer.n_init=1", "hydra.sweeper.study_name=mine"]
+    first = run_py(*args, "hydra.sweeper.n_trials=1", store=store, timeout=300)
     assert first.returncode == 0, first.stdout + first.stderr
-    mixed = ["sweep.select_by=davies_bouldin", "hydra.sweeper.study_name=pca_kmeans-silhouette"]
-    res = run_py(*args, "hydra.sweeper.n_trials=2", "clusterer.n_init=1", *mixed, store=store, timeout=300)
-    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stdout + res.stderr
-    assert res.stderr.startswith(
-        "error: study 'pca_kmeans-silhouette' optimizes silhouette, not sweep.select_by=davies_bouldin"
-    ), res.stderr
-    study = optuna.load_study(study_name="pca_kmeans-silhouette", storage=study_storage(store))
-    assert len(study.trials) == 1  # nothing was asked or run
+    for other, said in [
+        (["sweep.select_by=davies_bouldin"], "error: study 'mine' optimizes silhouette, not sweep.select_by=davies"),
+        (["clusterer.K=range(2,5)"], "error: hydra.sweeper.study_name=mine: that study searched another space"),
+    ]:
+        res = run_py(*args, "hydra.sweeper.n_trials=2", *other, store=store, timeout=300)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stdout + res.stderr
+        assert res.stderr.startswith(said), res.stderr
+    assert len(_study(store).trials) == 1  # nothing was asked or run
     _, found = runs(store)
     assert len(found) == 2 and all(r.info.status == "FINISHED" for r in found)  # the parent and its one trial
+
+
+def test_another_space_or_other_data_is_another_study_and_parent(store):
+    args = [a for a in SEARCH if not a.startswith(("hydra.sweeper.n_trials", "clusterer.n_init"))]
+    args += ["clusterer.n_init=1", "hydra.sweeper.n_trials=1"]
+    for other in [[], ["clusterer.K=range(2,5)"], ["dataset.n_train=150"]]:
+        res = run_py(*args, *other, store=store, timeout=300)
+        assert res.returncode == 0 and "has 0 completed trial(s); 1 to run" in res.stdout, res.stdout + res.stderr
+    names = optuna.get_all_study_names(study_storage(store))
+    assert len(names) == 3 and all(re.fullmatch(r"pca_kmeans-silhouette-[0-9a-f]{8}", n) for n in names), names
+    _, found = runs(store)
+    assert sorted(r.data.tags["sweep.study"] for r in found if "sweep.study" in r.data.tags) == sorted(names)
+
+
+def _study(store: str) -> optuna.Study:
+    """The one study of the store's optuna.db."""
+    storage = study_storage(store)
+    (name,) = optuna.get_all_study_names(storage)
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def test_the_study_lives_beside_a_sqlite_store(tmp_path):
@@ -89,13 +107,13 @@ def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_p
     res = run_py(*SEARCH, store=store, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "has 1 completed trial(s), 1 cut off by an interruption; 2 to run" in res.stdout, res.stdout
-    study = optuna.load_study(study_name="pca_kmeans-silhouette", storage=study_storage(store))
+    study = _study(store)
     states = [t.state.name for t in study.trials if "repeat_of" not in t.user_attrs]  # repeats are asked again
     assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1, states
 
     _, found = runs(store)
     (parent,) = [r for r in found if "sweep.study" in r.data.tags]
-    assert parent.info.status == "FINISHED" and parent.data.tags["sweep.study"] == "pca_kmeans-silhouette"
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep.study"] == study.study_name
     children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert all(r in children or r is parent for r in found)  # one parent for both invocations
     status = sorted(c.info.status for c in children)
@@ -120,7 +138,7 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(store):
     res = run_py(*args, "clusterer.K=choice(3,700)", "clusterer.n_init=2", store=store, timeout=300)
     assert res.returncode == 1, res.stdout + res.stderr  # the sweep reports its failed jobs
     assert "FAILED: clusterer.K=700 is not allowed" in res.stdout
-    study = optuna.load_study(study_name="pca_kmeans-silhouette", storage=study_storage(store))
+    study = _study(store)
     states = [t.state.name for t in study.trials]
     assert len(states) == 3 and "FAIL" in states, states  # every trial of the budget was tried
     assert "sweep failed:" in res.stdout
@@ -140,7 +158,7 @@ def test_a_search_runs_each_configuration_once_while_there_are_new_ones(store):
         timeout=300,
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    study = optuna.load_study(study_name="pca_kmeans-silhouette", storage=study_storage(store))
+    study = _study(store)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     repeats = [t for t in study.trials if "repeat_of" in t.user_attrs]
     assert len(done) == 8 and len({tuple(sorted(t.params.items())) for t in done}) == 8
@@ -221,7 +239,7 @@ def test_parallel_trials_under_joblib_resume_to_exactly_the_budget_of_distinct_c
     res = run_py(*args, store=store, timeout=600)
     assert res.returncode == 0, seen + res.stdout + res.stderr
     assert "cut off by an interruption" in res.stdout, res.stdout
-    study = optuna.load_study(study_name="pca_kmeans-silhouette", storage=study_storage(store))
+    study = _study(store)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(done) == 6 and len({tuple(sorted(t.params.items())) for t in done}) == 6
     _, found = runs(store)
@@ -236,7 +254,7 @@ def test_a_lower_is_better_objective_makes_optunas_best_the_searchs_best_run(sto
     args = [a for a in SEARCH if not a.startswith(("hydra.sweeper.n_trials", "clusterer.n_init"))]
     res = run_py(*args, "hydra.sweeper.n_trials=4", "clusterer.n_init=1", "sweep.select_by=davies_bouldin", store=store)
     assert res.returncode == 0, res.stdout + res.stderr
-    study = optuna.load_study(study_name="pca_kmeans-davies_bouldin", storage=study_storage(store))
+    study = _study(store)
     assert study.direction.name == "MINIMIZE"
     _, found = runs(store)
     (parent,) = [r for r in found if "sweep.study" in r.data.tags]
@@ -245,7 +263,7 @@ def test_a_lower_is_better_objective_makes_optunas_best_the_searchs_best_run(sto
     # optuna-dashboard opens the study with its own storage loader, from the URL the README gives
     app = optuna_dashboard.wsgi(f"sqlite:///{study_path(store)}")
     (listed,) = _get(app, "/api/studies")["study_summaries"]
-    assert listed["study_name"] == "pca_kmeans-davies_bouldin"
+    assert listed["study_name"] == study.study_name
     shown = _get(app, f"/api/studies/{listed['study_id']}")
     assert len(shown["trials"]) == 4 and {"mlflow_parent_run_id"} <= {a["key"] for a in shown["user_attrs"]}
     runs_named = {a["value"] for t in shown["trials"] for a in t["user_attrs"] if a["key"] == "mlflow_run_id"}

@@ -19,7 +19,9 @@ trials Hydra's launcher runs as sweep jobs.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,13 +34,16 @@ from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
 from hydra.plugins.launcher import Launcher
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from clustersweep.errors import ConfigError
+from clustersweep.tracking.identity import NOT_IDENTITY
 from clustersweep.tracking.store import DEFAULT_URI, local_dir
 
 RUN_ATTR, PARENT_ATTR = "mlflow_run_id", "mlflow_parent_run_id"  # a trial's run, the study's parent run (user attrs)
+IDENTITY_ATTR = "identity"  # what the study searches (`study_identity`), a user attr of the study
 REASKS = 20  # asks per trial before a repeat is run anyway (a space may be used up)
 GRID_LIMIT = 100_000  # larger discrete spaces are not listed: a repeat is rare there, and asking again is enough
 
@@ -55,6 +60,45 @@ def study_storage(tracking_uri: str | None) -> optuna.storages.RDBStorage:
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{path}.lock"):
         return optuna.storages.RDBStorage(f"sqlite:///{path}")
+
+
+def study_identity(cfg: DictConfig, search: str, space: Space, data_sha256: str) -> str:
+    """What a study searches: the search, its objective, its space, the data and the rest of the config (the
+    searched keys and what never changes a result left out). Another of any is another study."""
+    fixed = OmegaConf.to_container(cfg, resolve=True)
+    for top in NOT_IDENTITY:
+        fixed.pop(top, None)
+    for dotted in space.distributions:
+        *path, last = dotted.split(".")
+        node = fixed
+        for part in path:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    searched = {k: optuna.distributions.distribution_to_json(d) for k, d in space.distributions.items()}
+    what = {"search": search, "objective": cfg.sweep.select_by, "space": searched, "data": data_sha256, "config": fixed}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def open_study(
+    name: str | None, search: str, objective: str, identity: str, direction: str, storage: Any, sampler: Any
+) -> optuna.Study:
+    """The study of this identity: `<search>-<objective>-<identity>` unless `name` is given; a named study that
+    searches something else is refused (one line)."""
+    name = name or f"{search}-{objective}-{identity[:8]}"
+    study = optuna.create_study(
+        study_name=name, storage=storage, sampler=sampler, direction=direction, load_if_exists=True
+    )
+    held = study.user_attrs.get(IDENTITY_ATTR)
+    if held is None and not study.trials:
+        study.set_user_attr(IDENTITY_ATTR, identity)
+    elif held != identity:
+        raise ConfigError(
+            f"hydra.sweeper.study_name={name}: that study searched another space, data or config (identity "
+            f"{str(held)[:8]}, this search {identity[:8]}); leave hydra.sweeper.study_name unset (a study per "
+            "identity) or give this search a name of its own"
+        )
+    return study
 
 
 def sampler(name: str, seed: int | None, n_startup_trials: int) -> optuna.samplers.BaseSampler:

@@ -58,7 +58,7 @@ def job_overrides(config: DictConfig) -> list[list[str]]:
     """Every job's overrides for the grid (Hydra's basic sweeper); [] for a search (the count is its budget)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    if OmegaConf.select(config, "hydra.sweeper.study_name"):
+    if str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".StudySweeper"):
         return []
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
     parsed = _parser().parse_overrides([*params, *config.hydra.overrides.task])
@@ -129,7 +129,7 @@ class Parent:
         self.register_best = register_best
 
     @classmethod
-    def open(cls, config: DictConfig, jobs: int | None) -> Parent:
+    def open(cls, config: DictConfig, jobs: int | None, study: str | None = None) -> Parent:
         """Open the sweep's parent run — or, for a search whose study already has one, reopen it — mark the
         experiment's orphans KILLED, and hand the parent to the jobs."""
         cfg = app_config(config)
@@ -141,7 +141,6 @@ class Parent:
             "sweep.jobs": str(jobs or "unknown"),
             "sweep.select_by": cfg.sweep.select_by,
         }
-        study = OmegaConf.select(config, "hydra.sweeper.study_name")
         earlier = study and _study_parent(cfg, study)
         if earlier:  # a resumed search (its objective checked by check_settings): its trials join its parent run
             run = runs.reopen(uri, earlier.info.run_id, tags)
@@ -232,12 +231,13 @@ class Parent:
 
 
 @contextmanager
-def tracked_sweep(config: DictConfig) -> Iterator[Parent]:
-    """Open the sweep's parent run, run the sweep, and close the parent however it ends (the sweepers have
-    checked the sweep's settings in their setup: `check_settings`)."""
+def tracked_sweep(config: DictConfig, study: str | None = None) -> Iterator[Parent]:
+    """Open the sweep's parent run (a search's: that of its `study`, reopened when it has one), run the sweep, and
+    close the parent however it ends (the sweepers have checked the sweep's settings in their setup:
+    `check_settings`)."""
     jobs = job_overrides(config)
     with store_errors(tracking_uri(app_config(config))):
-        parent = Parent.open(config, len(jobs) or None)
+        parent = Parent.open(config, len(jobs) or None, study)
     try:
         yield parent
     except KeyboardInterrupt:

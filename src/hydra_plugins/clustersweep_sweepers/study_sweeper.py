@@ -19,7 +19,7 @@ class StudySweeper(Sweeper):
 
     def __init__(
         self,
-        study_name: str,
+        study_name: str | None,
         n_trials: int,
         n_jobs: int,
         direction: str,
@@ -46,25 +46,26 @@ class StudySweeper(Sweeper):
 
         from clustersweep.app import search
         from clustersweep.app.sweep import app_config, tracked_sweep
+        from clustersweep.data.dataset import load
         from clustersweep.tracking.redact import redact
         from clustersweep.tracking.store import tracking_uri
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         space = search.Space.parse(parser, self.params, arguments)
         cfg = app_config(self.config)
+        name = str(self.config.hydra.runtime.choices.get("search") or "search")
+        identity = search.study_identity(cfg, name, space, load(cfg.dataset, cfg.seed).sha256)
         storage = search.study_storage(tracking_uri(cfg))
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "A new study created" / "Using an existing study"
-        study = optuna.create_study(
-            study_name=self.study_name,
-            storage=storage,
-            sampler=search.sampler(self.sampler.name, self.sampler.seed, self.sampler.n_startup_trials),
-            direction=self.direction,
-            load_if_exists=True,
+        s = self.sampler
+        chosen = search.sampler(s.name, s.seed, s.n_startup_trials)
+        study = search.open_study(
+            self.study_name, name, cfg.sweep.select_by, identity, self.direction, storage, chosen
         )
         left, job_idx = search.resume(study, self.n_trials, redact(storage.url))
         if left == 0:  # a complete study: its result, and its parent run left as it is
             search.say_best(study, cfg.sweep.select_by)
             return None
-        with tracked_sweep(self.config) as parent:
+        with tracked_sweep(self.config, study.study_name) as parent:
             study.set_user_attr(search.PARENT_ATTR, parent.run.run_id)
             search.run(study, space, self.launcher, left, job_idx, self.n_jobs)
