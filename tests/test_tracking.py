@@ -80,3 +80,29 @@ assert OmegaConf.has_resolver("cs.direction") and os.environ["MLFLOW_DISABLE_TEL
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MLFLOW_")}
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
+
+
+def test_a_dataset_another_run_logs_at_the_same_moment_is_linked_on_the_next_try(store, monkeypatch):
+    """MLflow looks a new dataset up, then inserts it: of runs racing to log the same one, all but one break its
+    unique key (seen on PostgreSQL: `duplicate key value violates unique constraint "dataset_pk"`)."""
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+
+    from clustersweep.tracking import runs as tracking_runs
+    from clustersweep.tracking.store import experiment_id
+
+    run = tracking_runs.start(store, experiment_id(store, "synthetic"), "racer")
+    real, calls = run.client.log_inputs, []
+
+    def lose_the_race_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise MlflowException('duplicate key value violates unique constraint "dataset_pk"')
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run.client, "log_inputs", lose_the_race_once)
+    X = np.zeros((4, 3), dtype=np.float32)
+    run.log_input("synthetic", "ab" * 32, "clustersweep.data.generated.Synthetic", X, None)
+    run.finish()
+    (logged,) = run.client.get_run(run.run_id).inputs.dataset_inputs
+    assert len(calls) == 2 and logged.dataset.name == "synthetic"

@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import tempfile
+import time
 import traceback
 import warnings
 from collections.abc import Iterator, Mapping
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.time import get_current_time_millis
@@ -44,6 +46,7 @@ STANDARD_TAGS = (
 )
 COMPUTATION_TAGS = ("config.identity", "data.sha256", "hydra.overrides")
 ERROR_CHARS = 5000  # MLflow's limit on a tag value
+INPUT_ATTEMPTS = 3  # `Run.log_input`: tries when runs race to log the same new dataset
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +187,16 @@ class Run:
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_numpy(X, source=source, targets=y, name=name, digest=digest[:36])
         tags = [InputTag("mlflow.data.context", "train"), InputTag("labels", str(y is not None).lower())]
-        self.client.log_inputs(self.run_id, [DatasetInput(dataset._to_mlflow_entity(), tags)])
+        for attempt in range(INPUT_ATTEMPTS):
+            try:
+                self.client.log_inputs(self.run_id, [DatasetInput(dataset._to_mlflow_entity(), tags)])
+                return
+            except MlflowException:
+                # Runs logging the same new dataset at the same moment: MLflow looks it up, then inserts it, and
+                # all but one insert break its unique key (or SQLite's lock); it exists now, so once more links it.
+                if attempt == INPUT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)
