@@ -279,3 +279,10 @@ def _get(app, path: str) -> dict:
     body = b"".join(app(env, lambda s, headers, *exc: status.append(s)))
     assert status[0].startswith("200"), (status, body[:300])
     return json.loads(body)
+
+
+def test_a_label_objective_is_refused_before_any_study_or_run(store):
+    res = run_py(*SEARCH, "sweep.select_by=nmi", store=store)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stdout + res.stderr
+    assert res.stderr.startswith("error: sweep.select_by='nmi' is not allowed: expected one of silhouette")
+    assert not study_path(store).exists() and runs(store)[1] == []
