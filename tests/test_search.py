@@ -47,6 +47,11 @@ def test_a_search_sets_its_objective():
     assert cfg.sweep.select_by == "modularity" and cfg.hydra.sweeper.study_name is None  # named by what it searches
     patches = _compose("search=patches_umap_gmm")
     assert (patches.sweep.select_by, patches.reducer.name) == ("modularity", "patches_umap")
+    assert patches.hydra.sweeper == cfg.hydra.sweeper  # umap_gmm's sweeper, space and budget, whole
+    for search in (ROOT / "conf" / "search").glob("*.yaml"):
+        sweeper = _compose(f"search={search.stem}").hydra.sweeper
+        assert sweeper._target_.endswith("Sweeper"), search.name  # each can run with -m
+        assert search.stem == "grid" or sweeper.params, search.name  # a search has its space
     assert _compose().sweep.select_by == "silhouette"  # outside a search, the default stays
     assert _compose("search=umap_gmm", "sweep.select_by=silhouette").sweep.select_by == "silhouette"  # the command
 
