@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from unittest import mock
 
+import optuna
 import pytest
 from conftest import ROOT, MlflowServer, read_until, run_py, runs, start_run_py
 
@@ -133,3 +135,45 @@ def test_postgresql_restarting_mid_sweep_fails_the_jobs_that_cannot_log_and_a_re
     children = {r.info.run_name for r in found if "sweep.job" in r.data.tags}
     assert len(children) == 5 and {finished[name] for name in children} == {1}  # every job FINISHED, once
     assert "RUNNING" not in {r.info.status for r in found}
+
+
+def test_a_search_in_the_team_database_resumes_from_a_second_process(team, tmp_path):
+    server, folder = team
+    database = postgres("start", folder)  # the server's own database: the study goes in its own schema
+    search = [
+        "-m",
+        "search=pca_kmeans",
+        "hydra.sweeper.n_trials=4",
+        "reducer.k=range(2,6)",
+        "clusterer.K=range(2,6)",
+        f"search.storage={database}",
+        *[a for a in SMALL if not a.startswith("clusterer.n_init")],
+        "clusterer.n_init=100",  # long enough a fit to interrupt
+        *store_args("team-search", tmp_path),
+    ]
+    proc = start_run_py(*search, store=server.uri, out=tmp_path / "first")
+    seen = read_until(proc, lambda seen: "[2/?]" in seen)  # the first trial finished, the second started
+    assert "in postgresql://mlflow:***@127.0.0.1:" in seen and "?options=-csearch_path%3Doptuna has 0" in seen, seen
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, seen + out
+
+    res = run_py(*search, store=server.uri, out=tmp_path / "second")  # another process (and Hydra folder)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "has 1 completed trial(s), 1 cut off by an interruption; 3 to run" in res.stdout, res.stdout
+    study_url = database + "?options=-csearch_path%3Doptuna"
+    (name,) = optuna.get_all_study_names(study_url)
+    study = optuna.load_study(study_name=name, storage=study_url)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 4 and len({tuple(sorted(t.params.items())) for t in complete}) == 4
+    found, finished = finished_names(server, "team-search", jobs=True)
+    (parent,) = [r for r in found if "sweep.study" in r.data.tags]
+    children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id and parent.info.status == "FINISHED"
+    assert {t.user_attrs["mlflow_run_id"] for t in complete} <= {c.info.run_id for c in children}
+    assert sum(finished.values()) == 4 and set(finished.values()) == {1}
+    import psycopg
+
+    with psycopg.connect(database) as db:  # Optuna's tables beside MLflow's, each with its own alembic_version
+        where = db.execute("SELECT table_schema FROM information_schema.tables WHERE table_name = 'alembic_version'")
+        assert sorted(row[0] for row in where) == ["optuna", "public"]

@@ -13,11 +13,12 @@ from wsgiref.util import setup_testing_defaults
 import numpy as np
 import optuna
 import optuna_dashboard
+import pytest
 from conftest import ROOT, read_until, run_py, runs, start_run_py
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from clustersweep.app.search import study_path, study_storage
+from clustersweep.app.search import storage_url, study_storage
 
 SEARCH = [
     "-m",
@@ -79,7 +80,7 @@ def test_another_space_or_other_data_is_another_study_and_parent(store):
     for other in [[], ["clusterer.K=range(2,5)"], ["dataset.n_train=150"]]:
         res = run_py(*args, *other, store=store, timeout=300)
         assert res.returncode == 0 and "has 0 completed trial(s); 1 to run" in res.stdout, res.stdout + res.stderr
-    names = optuna.get_all_study_names(study_storage(store))
+    names = optuna.get_all_study_names(study_storage(storage_url(store, None)))
     assert len(names) == 3 and all(re.fullmatch(r"pca_kmeans-silhouette-[0-9a-f]{8}", n) for n in names), names
     _, found = runs(store)
     assert sorted(r.data.tags["sweep.study"] for r in found if "sweep.study" in r.data.tags) == sorted(names)
@@ -87,17 +88,39 @@ def test_another_space_or_other_data_is_another_study_and_parent(store):
 
 def _study(store: str) -> optuna.Study:
     """The one study of the store's optuna.db."""
-    storage = study_storage(store)
+    storage = study_storage(storage_url(store, None))
     (name,) = optuna.get_all_study_names(storage)
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def test_the_study_lives_beside_a_sqlite_store(tmp_path):
+def test_the_study_lives_with_the_runs(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    assert study_path(uri) == tmp_path / "mlruns" / "optuna.db"
-    storage = study_storage(uri)  # opens twice: the schema stamp written the first time is read back
+    url = storage_url(uri, None)
+    assert url == f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
+    storage = study_storage(url)  # opens twice: the schema stamp written the first time is read back
     optuna.create_study(study_name="s", storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
-    assert len(optuna.load_study(study_name="s", storage=study_storage(uri)).trials) == 1
+    assert len(optuna.load_study(study_name="s", storage=study_storage(url)).trials) == 1
+    team = "postgresql://u:pw@db.example:5432/mlflow"  # the runs' own database: the study in its own schema
+    assert storage_url(team, None) == team + "?options=-csearch_path%3Doptuna"
+    assert storage_url("http://127.0.0.1:5000", team) == team + "?options=-csearch_path%3Doptuna"  # search.storage
+    assert storage_url(uri, team + "?options=-csearch_path%3Dmine") == team + "?options=-csearch_path%3Dmine"
+    assert storage_url(uri, "sqlite:////tmp/o.db") == "sqlite:////tmp/o.db"
+    assert storage_url("http://127.0.0.1:5000", None).endswith("clustersweep/optuna.db")  # this machine's cache
+
+
+@pytest.mark.parametrize(
+    "storage, said",
+    [
+        ("nonsense", "error: search.storage=nonsense cannot be opened: Could not parse SQLAlchemy URL"),
+        ("mysql://u:pw@127.0.0.1:1/db", "error: search.storage=mysql://u:***@127.0.0.1:1/db cannot be opened: "),
+        ("postgresql://u:pw@127.0.0.1:1/db", "error: search.storage=postgresql://u:***@127.0.0.1:1/db?options="),
+    ],
+)
+def test_a_storage_that_cannot_be_opened_is_one_line_before_any_run(store, storage, said):
+    res = run_py(*SEARCH, f"search.storage={storage}", store=store)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stdout + res.stderr
+    assert res.stderr.startswith(said) and "pw" not in res.stderr, res.stderr
+    assert runs(store)[1] == []
 
 
 def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_path):
@@ -266,7 +289,7 @@ def test_a_lower_is_better_objective_makes_optunas_best_the_searchs_best_run(sto
     assert parent.data.tags["best.run_id"] == study.best_trial.user_attrs["mlflow_run_id"]
     assert study.best_value == min(t.value for t in study.trials if t.value is not None)
     # optuna-dashboard opens the study with its own storage loader, from the URL the README gives
-    app = optuna_dashboard.wsgi(f"sqlite:///{study_path(store)}")
+    app = optuna_dashboard.wsgi(storage_url(store, None))
     (listed,) = _get(app, "/api/studies")["study_summaries"]
     assert listed["study_name"] == study.study_name
     shown = _get(app, f"/api/studies/{listed['study_id']}")
@@ -290,4 +313,4 @@ def test_a_label_objective_is_refused_before_any_study_or_run(store):
     res = run_py(*SEARCH, "sweep.select_by=nmi", store=store)
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stdout + res.stderr
     assert res.stderr.startswith("error: sweep.select_by='nmi' is not allowed: expected one of silhouette")
-    assert not study_path(store).exists() and runs(store)[1] == []
+    assert not Path(storage_url(store, None).removeprefix("sqlite:///")).exists() and runs(store)[1] == []

@@ -183,6 +183,6 @@ def test_searches_started_at_once_make_the_study_storage_once(tmp_path):
 
 OPEN_STUDIES = """
 import sys
-from clustersweep.app.search import study_storage
-study_storage(sys.argv[1]).get_all_studies()
+from clustersweep.app.search import storage_url, study_storage
+study_storage(storage_url(sys.argv[1], None)).get_all_studies()
 """

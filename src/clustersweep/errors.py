@@ -11,8 +11,15 @@ class DataError(Exception):
     """Bad or missing data: what was wrong, the value, how to fix it."""
 
 
-# Lines of Hydra's and OmegaConf's messages that locate a problem for a developer, not a user.
-_NOISE = ("full_key:", "object_type=", "reference_type=", "See https://hydra.cc", "Config search path")
+# Lines of Hydra's, OmegaConf's and SQLAlchemy's messages that locate a problem for a developer, not a user.
+_NOISE = (
+    "full_key:",
+    "object_type=",
+    "reference_type=",
+    "See https://hydra.cc",
+    "Config search path",
+    "(Background on this error at:",
+)
 
 
 def one_line(e: BaseException) -> str:

@@ -7,9 +7,10 @@ trials Hydra's launcher runs as sweep jobs.
   `hydra.sweeper.params` or on the command line; `range(a, b)` is a to b, both included.
 - The objective is `sweep.select_by`, a label-free metric; the study's direction follows it (resolver
   `cs.direction`, config/resolvers.py).
-- The study is kept in `optuna.db` beside a SQLite tracking store (`~/.cache/clustersweep/optuna.db` for a
-  server), so an interrupted search resumes: `n_trials` is the study's budget of completed trials, and a rerun
-  asks only for those still missing. Trials the interruption cut off are marked failed.
+- The study is kept with the runs (`storage_url`: `optuna.db` beside a SQLite tracking store, schema `optuna` of
+  a PostgreSQL one, or `search.storage`), so an interrupted search resumes, from any machine that reaches the
+  storage: `n_trials` is the study's budget of completed trials, and a rerun asks only for those still missing.
+  Trials the interruption cut off are marked failed.
 - Trials run `n_jobs` at a time (all at once under a parallel launcher); each is an ordinary sweep job
   (`sweep.job`): a child run of the study's one parent run, skipped (its earlier value reused) when an identical
   run already finished.
@@ -19,17 +20,18 @@ trials Hydra's launcher runs as sweep jobs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy
 from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
@@ -37,29 +39,74 @@ from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-from clustersweep.errors import ConfigError
+from clustersweep.errors import ConfigError, one_line
 from clustersweep.tracking.identity import NOT_IDENTITY
-from clustersweep.tracking.store import DEFAULT_URI, local_dir
+from clustersweep.tracking.redact import redact
+from clustersweep.tracking.store import local_dir, sqlite_path
 
+SCHEMA = "optuna"  # a study's schema in a PostgreSQL database (`storage_url`)
 RUN_ATTR, PARENT_ATTR = "mlflow_run_id", "mlflow_parent_run_id"  # a trial's run, the study's parent run (user attrs)
 IDENTITY_ATTR = "identity"  # what the study searches (`study_identity`), a user attr of the study
 REASKS = 20  # asks per trial before a repeat is run anyway (a space may be used up)
 GRID_LIMIT = 100_000  # larger discrete spaces are not listed: a repeat is rare there, and asking again is enough
 
 
-def study_path(tracking_uri: str | None) -> Path:
-    """`optuna.db` beside a SQLite tracking store; in the user's cache folder for a tracking server."""
-    return local_dir(tracking_uri or DEFAULT_URI) / "optuna.db"
+def storage_url(tracking_uri: str, given: str | None) -> str:
+    """Where a search's study lives (a SQLAlchemy URL): `given` (search.storage) if set; else with the runs: in the
+    tracking store's own PostgreSQL database, or `optuna.db` beside a SQLite store (the user's cache folder for a
+    tracking server, whose database a client cannot see: give it as search.storage). In a PostgreSQL database the
+    study has its own schema, `optuna` (MLflow's tables, alembic_version among them, stay in theirs)."""
+    url = given or (tracking_uri if _postgres(tracking_uri) else None)
+    if url is None:
+        return f"sqlite:///{local_dir(tracking_uri) / 'optuna.db'}"
+    parsed = make_url(url) if _postgres(url) else None
+    if parsed is None or "options" in parsed.query:  # another database, or a search_path of the user's own
+        return url
+    return parsed.update_query_dict({"options": f"-csearch_path={SCHEMA}"}).render_as_string(hide_password=False)
 
 
-def study_storage(tracking_uri: str | None) -> optuna.storages.RDBStorage:
-    """Optuna's storage for the study, made by one process at a time (searches started at once into a new
-    store)."""
-    path = study_path(tracking_uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):
-        return optuna.storages.RDBStorage(f"sqlite:///{path}")
+def study_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage at `url`, made by one process at a time (searches started at once into a new store): under
+    a lock file beside a SQLite database, under an advisory lock in PostgreSQL (which also makes the study's
+    schema). A storage that cannot be opened is a ConfigError: one line."""
+    try:
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(f"{path}.lock"):
+                return optuna.storages.RDBStorage(url)
+        if _postgres(url):
+            with _schema_made(url):
+                return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(url)
+    except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
+        raise ConfigError(f"search.storage={redact(url)} cannot be opened: {redact(one_line(e))}") from None
+
+
+def _postgres(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] == "postgresql"
+
+
+@contextlib.contextmanager
+def _schema_made(url: str) -> Iterator[None]:
+    """Hold PostgreSQL's advisory lock of clustersweep's studies; the first schema of the URL's search_path made."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(hashtext('clustersweep study storage'))"))
+            try:
+                first = conn.execute(sqlalchemy.text("SHOW search_path")).scalar_one().split(",")[0].strip()
+                if first != '"$user"':
+                    conn.execute(sqlalchemy.text(f"CREATE SCHEMA IF NOT EXISTS {first}"))
+                    conn.commit()
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(hashtext('clustersweep study storage'))"))
+    finally:
+        engine.dispose()
 
 
 def study_identity(cfg: DictConfig, search: str, space: Space, data_sha256: str) -> str:

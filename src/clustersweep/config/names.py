@@ -5,7 +5,7 @@ by its last part: `-path=pixels.npz`), so that two configurations never share a 
 
 The defaults are the config files themselves: `conf/config.yaml` and `conf/<group>/<name>.yaml` for the dataset,
 the reducer and the clusterer (a choice's `name` is its file name). Where and how a run is logged (`tracking`,
-`sweep`, `cache`) is not part of it, as it is not part of a run's identity.
+`search`, `sweep`, `cache`) is not part of it, as it is not part of a run's identity.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from clustersweep.tracking.redact import redact
 
 PACKAGE = Path(__file__).resolve().parents[1]  # src/clustersweep
 # Keys that say where or how a run is logged, not what it computes: left out of its identity.
-NOT_IDENTITY = ("tracking", "sweep", "cache", "model")
+NOT_IDENTITY = ("tracking", "search", "sweep", "cache", "model")
 
 
 def flat_params(cfg: DictConfig) -> dict[str, str]:
