@@ -100,3 +100,33 @@ def test_ray_launcher_gives_the_basic_launchers_metrics_and_reuses_its_cache(ray
     driver_pids = {p.data.tags["process.pid"] for p in parents}
     assert not driver_pids & {c.data.tags["process.pid"] for c in ray_children}  # the jobs ran in Ray workers
     assert {c.data.tags["cache.reducer"] for c in ray_children} == {"hit"}  # fitted once, by the basic sweep
+
+
+def test_a_search_runs_its_batches_of_trials_at_once_as_ray_tasks(ray_cluster, store, tmp_path):
+    address, token_env = ray_cluster
+    res = run_py(
+        "-m",
+        "search=pca_kmeans",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+        "hydra/launcher=ray",
+        f"hydra.launcher.ray.init.address={address}",
+        "dataset=synthetic",
+        "reducer.k=range(2,6)",
+        "clusterer.K=range(2,6)",
+        "metrics.silhouette_sample_size=200",
+        "plots.enabled=false",
+        f"cache.dir={tmp_path / 'cache'}",
+        store=store,
+        env=token_env,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    client, parents, children = sweep_runs(store)
+    (parent,) = parents
+    assert parent.info.status == "FINISHED" and "sweep.study" in parent.data.tags
+    assert len(children) == 4 and {c.info.status for c in children} == {"FINISHED"}
+    assert len({(c.data.params["reducer.k"], c.data.params["clusterer.K"]) for c in children}) == 4  # distinct
+    assert not {parent.data.tags["process.pid"]} & {c.data.tags["process.pid"] for c in children}  # Ray workers
+    spans = sorted((c.info.start_time, c.info.end_time) for c in children)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans  # two trials of a batch ran at once
