@@ -3,6 +3,7 @@ test starts and stops, with the same metrics as the basic launcher and the reduc
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import subprocess
@@ -129,4 +130,4 @@ def test_a_search_runs_its_batches_of_trials_at_once_as_ray_tasks(ray_cluster, s
     assert len({(c.data.params["reducer.k"], c.data.params["clusterer.K"]) for c in children}) == 4  # distinct
     assert not {parent.data.tags["process.pid"]} & {c.data.tags["process.pid"] for c in children}  # Ray workers
     spans = sorted((c.info.start_time, c.info.end_time) for c in children)
-    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans  # two trials of a batch ran at once
+    assert any(b[0] < a[1] for a, b in itertools.pairwise(spans)), spans  # two trials of a batch ran at once
