@@ -3,6 +3,7 @@ follows the metric, and an interrupted study resumes with exactly the missing tr
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from clustersweep.app.search import storage_url, study_storage
+from clustersweep.errors import ConfigError
 
 SEARCH = [
     "-m",
@@ -91,6 +93,20 @@ def _study(store: str) -> optuna.Study:
     storage = study_storage(storage_url(store, None))
     (name,) = optuna.get_all_study_names(storage)
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_the_gp_sampler_without_pytorch_is_one_line_before_any_run(store, monkeypatch):
+    from clustersweep.app import search
+
+    assert isinstance(search.sampler("tpe", 0, 5), optuna.samplers.TPESampler)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name, *a))
+    with pytest.raises(ConfigError, match="^hydra.sweeper.sampler.name=gp needs PyTorch, which is not installed"):
+        search.sampler("gp", 0, 5)
+    if find_spec("torch") is None:  # as in CI: the command itself
+        res = run_py(*SEARCH, "hydra.sweeper.sampler.name=gp", store=store)
+        assert res.returncode == 2 and res.stderr.startswith("error: hydra.sweeper.sampler.name=gp needs PyTorch")
+        assert runs(store)[1] == []
 
 
 def test_the_study_lives_with_the_runs(tmp_path):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import itertools
 import json
 import math
@@ -155,6 +156,11 @@ def sampler(name: str, seed: int | None, n_startup_trials: int) -> optuna.sample
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "gp":
+        if importlib.util.find_spec("torch") is None:  # Optuna imports it at the GP's first fit, mid-search
+            raise ConfigError(
+                "hydra.sweeper.sampler.name=gp needs PyTorch, which is not installed: pip install torch, "
+                "or use tpe or random"
+            )
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
     raise ConfigError(f"hydra.sweeper.sampler.name={name!r} is not allowed: expected one of tpe, gp, random")
 
