@@ -19,7 +19,7 @@ from conftest import ROOT, read_until, run_py, runs, start_run_py
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from clustersweep.app.search import storage_url, study_storage
+from clustersweep.app.search import key, storage_url, study_storage
 from clustersweep.errors import ConfigError
 
 SEARCH = [
@@ -140,7 +140,8 @@ def test_a_storage_that_cannot_be_opened_is_one_line_before_any_run(store, stora
 
 
 def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_path):
-    proc = start_run_py(*SEARCH, store=store, out=tmp_path / "h")
+    search = [*(a for a in SEARCH if not a.startswith("hydra.sweeper.n_trials")), "hydra.sweeper.n_trials=6"]
+    proc = start_run_py(*search, store=store, out=tmp_path / "h")
     seen = read_until(proc, lambda seen: "[2/?]" in seen)  # the first trial finished, the second started
     seen = read_until(proc, lambda seen: seen.rstrip().endswith("cluster …"), seen)  # and is fitting
     proc.send_signal(signal.SIGINT)
@@ -148,12 +149,14 @@ def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_p
     assert proc.returncode == 130, seen + out
     assert "[1/?]" in seen and "finished" in seen, seen
 
-    res = run_py(*SEARCH, store=store, timeout=300)
+    res = run_py(*search, store=store, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "has 1 completed trial(s), 1 cut off by an interruption; 2 to run" in res.stdout, res.stdout
+    assert "has 1 completed trial(s), 1 cut off by an interruption; 5 to run" in res.stdout, res.stdout
     study = _study(store)
     states = [t.state.name for t in study.trials if "repeat_of" not in t.user_attrs]  # repeats are asked again
-    assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1, states
+    assert states.count("COMPLETE") == 6 and states.count("FAIL") == 1, states
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len({key(t.params) for t in done}) == 6  # 6 distinct configurations
 
     _, found = runs(store)
     (parent,) = [r for r in found if "sweep.study" in r.data.tags]
@@ -162,13 +165,12 @@ def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_p
     assert all(r in children or r is parent for r in found)  # one parent for both invocations
     status = sorted(c.info.status for c in children)
     skipped = sum(k.startswith("skipped.") for k in parent.data.tags)
-    assert status.count("KILLED") == 1 and status.count("FINISHED") + skipped == 3, (status, skipped)
+    assert status.count("KILLED") == 1 and status.count("FINISHED") + skipped == 6, (status, skipped)
     jobs = sorted(int(c.data.tags["sweep.job"]) for c in children)
     assert len(set(jobs)) == len(jobs)  # numbering goes on after the interruption
     values = [c.data.metrics["silhouette"] for c in children if c.info.status == "FINISHED"]
     assert max(values) == study.best_value  # each trial's value is its run's label-free metric
     ids = {c.info.run_id: c.data.metrics.get("silhouette") for c in children}
-    done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert all(ids[t.user_attrs["mlflow_run_id"]] == t.value for t in done)  # a trial names its run
     assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
     assert Path(store[len("sqlite:///") :]).parent.joinpath("optuna.db").exists()
