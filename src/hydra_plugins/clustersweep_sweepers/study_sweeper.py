@@ -52,13 +52,13 @@ class StudySweeper(Sweeper):
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         space = search.Space.parse(parser, self.params, arguments)
+        s = self.sampler
+        chosen = search.sampler(s.name, s.seed, s.n_startup_trials)  # first: a sampler that cannot run reads no data
         cfg = app_config(self.config)
         name = str(self.config.hydra.runtime.choices.get("search") or "search")
         identity = search.study_identity(cfg, name, space, load(cfg.dataset, cfg.seed).sha256)
         storage = search.study_storage(search.storage_url(tracking_uri(cfg), cfg.search.storage))
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "A new study created" / "Using an existing study"
-        s = self.sampler
-        chosen = search.sampler(s.name, s.seed, s.n_startup_trials)
         study = search.open_study(self.study_name, name, cfg.sweep.select_by, identity, self.direction, storage, chosen)
         left, job_idx = search.resume(study, self.n_trials, redact(storage.url))
         if left == 0:  # a complete study: its result, and its parent run left as it is
