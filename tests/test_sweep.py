@@ -6,6 +6,7 @@ import os
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import read_until, run_py, runs, start_run_py
 from mlflow.tracking import MlflowClient
@@ -216,3 +217,53 @@ def test_degenerate_clusterings_are_tagged_said_and_never_the_best(store, make_c
         noise.report.splitlines()[2].startswith("**Degenerate clustering: no cluster")
         and "eps = nan" not in noise.report
     )
+
+
+REPLICATED = [
+    "dataset=synthetic",
+    "reducer.k=4",
+    "clusterer.K=2,3",
+    "clusterer.n_init=1",
+    "metrics.silhouette_sample_size=200",
+    "plots.enabled=false",
+]
+
+
+def test_replicates_run_each_configuration_with_n_seeds_and_the_best_is_the_best_mean(store):
+    res = run_py("-m", *REPLICATED, "seed=7", "sweep.replicates=3", store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    client, (parent,), children = sweep_runs(store)
+    assert len(children) == 6 and {c.info.status for c in children} == {"FINISHED"}
+    by_group: dict[str, list] = {}
+    for c in children:
+        by_group.setdefault(c.data.tags["config.group"], []).append(c)
+    assert len(by_group) == 2  # one group per K, whatever the seed
+    for group in by_group.values():
+        assert sorted(int(c.data.params["seed"]) for c in group) == [7, 8, 9]
+        assert len({c.data.params["clusterer.K"] for c in group}) == 1
+        assert len({c.data.tags["config.identity"] for c in group}) == 3  # each replicate its own computation
+    means = {g: np.mean([c.data.metrics["silhouette"] for c in runs]) for g, runs in by_group.items()}
+    top = max(means, key=means.get)
+    (first,) = [c for c in by_group[top] if c.data.params["seed"] == "7"]
+    assert parent.data.tags["best.run_id"] == first.info.run_id and parent.data.tags["best.replicates"] == "3"
+    assert parent.data.metrics["best_silhouette"] == pytest.approx(means[top], abs=1e-12)
+    assert "(mean ± sd of 3 replicates, seeds 7–9)" in res.stdout
+
+    more = run_py("-m", *REPLICATED, "seed=7", "sweep.replicates=4", store=store)  # per replicate: 2 new runs
+    assert more.returncode == 0, more.stdout + more.stderr
+    assert "sweep finished: 2 finished, 0 failed; 6 skipped (already finished)" in more.stdout
+    assert "(mean ± sd of 4 replicates, seeds 7–10)" in more.stdout
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["seed=1,2", "sweep.replicates=2"], "error: seed=1,2 cannot be swept with sweep.replicates=2: the replicates"),
+        (["sweep.replicates=0"], "error: sweep.replicates=0 is not allowed: expected an integer in 1..100"),
+        (["search=pca_kmeans", "sweep.replicates=2"], "error: sweep.replicates=2 is not supported by a search yet"),
+    ],
+)
+def test_replicates_that_cannot_run_are_one_line_before_any_run(store, args, said):
+    res = run_py("-m", *REPLICATED, *args, store=store)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and res.stderr.startswith(said), res.stderr
+    assert runs(store)[1] == []

@@ -61,8 +61,19 @@ def job_overrides(config: DictConfig) -> list[list[str]]:
     if str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".StudySweeper"):
         return []
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    parsed = _parser().parse_overrides([*params, *config.hydra.overrides.task])
+    parsed = _parser().parse_overrides(with_replicates(config, [*params, *config.hydra.overrides.task]))
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def with_replicates(config: DictConfig, arguments: list[str]) -> list[str]:
+    """The sweep's overrides, the seed swept over its replicates: `sweep.replicates=N` runs each configuration
+    with seeds seed … seed+N-1 (`seed` as given on the command line, else the config's)."""
+    app = app_config(config)
+    n = int(app.sweep.get("replicates", 1))
+    if n == 1:
+        return list(arguments)
+    kept = [o.input_line for o in _parser().parse_overrides(list(arguments)) if o.key_or_group != "seed"]
+    return [*kept, "seed=" + ",".join(str(app.seed + i) for i in range(n))]
 
 
 def _parser() -> OverridesParser:
@@ -79,7 +90,13 @@ def check_settings(config: DictConfig) -> None:
     resumed under another objective than its study's."""
     app = app_config(config)
     tasks = {str(app.get("task"))}
+    replicates = int(app.sweep.get("replicates", 1))
     for o in _parser().parse_overrides(list(config.hydra.overrides.task)):
+        if o.key_or_group == "seed" and o.is_sweep_override() and replicates > 1:
+            raise ConfigError(
+                f"{o.input_line} cannot be swept with sweep.replicates={replicates}: the replicates are the seeds "
+                f"seed … seed+{replicates - 1}; give one seed (the first), or sweep.replicates=1"
+            )
         if o.key_or_group == "task":
             tasks |= set(o.sweep_string_iterator()) if o.is_sweep_override() else {str(o.value())}
         elif o.is_sweep_override() and o.key_or_group.startswith(ONE_PER_SWEEP):
@@ -94,6 +111,11 @@ def check_settings(config: DictConfig) -> None:
         }.get(task, f"expected task={TASK}")
         raise ConfigError(f"task={task} cannot run under -m (a sweep's jobs are clustering runs): {why}")
     check_sweep(config)
+    if replicates > 1 and str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".StudySweeper"):
+        raise ConfigError(
+            f"sweep.replicates={replicates} is not supported by a search yet (only by a grid sweep): run the "
+            "search with sweep.replicates=1, then its pick's replicates as a grid sweep"
+        )
     if app.sweep.get("register_best") is not None:
         registry.check_name(str(app.sweep.register_best))
     study = OmegaConf.select(config, "hydra.sweeper.study_name")

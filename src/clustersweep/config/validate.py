@@ -119,6 +119,7 @@ def _nonzero_int(v: Any) -> str | None:
 _SWEEP_WIDE: dict[str, Check] = {
     "sweep.select_by": _one_of(*LABEL_FREE),
     "sweep.rerun_finished": _boolean,
+    "sweep.replicates": _int_in(1, 100),
     "tracking.lock_timeout": _positive,
 }
 _SWEEPER: dict[str, Check] = {

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from clustersweep.report import markdown
 from clustersweep.report.figures import charts
 from clustersweep.report.figures.html import ServedPlotlyJs, write_html
-from clustersweep.report.tables import LABELLED, SHOWN_METRICS, Outcome, best, swept
+from clustersweep.report.tables import LABELLED, SHOWN_METRICS, Outcome, best, replicates, swept
 from clustersweep.stages.metrics import lower_is_better
 from clustersweep.tracking.runs import Run
 
@@ -133,6 +133,11 @@ def log_report(
         return None
     parent.log(
         metrics={f"best_{m}": float(top[m]) for m in dict.fromkeys([select_by, *LABELLED]) if pd.notna(top.get(m))},
-        tags={"best.run_id": top.run_id, "best.run_name": top.run_name, "best.selected_by": select_by},
+        tags={
+            "best.run_id": top.run_id,
+            "best.run_name": top.run_name,
+            "best.selected_by": select_by,
+            "best.replicates": str(replicates(top)),
+        },
     )
     return top

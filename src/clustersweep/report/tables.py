@@ -12,6 +12,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from clustersweep.stages.metrics import LABEL_FREE, lower_is_better
+from clustersweep.tracking.runs import GROUP_TAG
 
 
 @dataclass
@@ -64,6 +65,7 @@ SHOWN_METRICS = [
     "n_clusters",
     "noise_fraction",
 ]
+_ROW = ("run_id", "run_name", "status", "skipped", "sweep.job", "overrides", "degenerate", "group")
 _NOT_SWEPT = ("estimator", "label", "experiment", "tracking.", "cache.", "sweep.", "dataset.files", "dataset.mirrors")
 
 
@@ -80,6 +82,7 @@ def table(runs: list[Run], skipped_ids: set[str] = frozenset()) -> pd.DataFrame:
             "sweep.job": r.data.tags.get("sweep.job"),
             "overrides": r.data.tags.get("hydra.overrides"),
             "degenerate": r.data.tags.get("degenerate"),
+            "group": r.data.tags.get(GROUP_TAG),
         }
         row.update({f"param:{k}": v for k, v in r.data.params.items()})
         row.update(r.data.metrics)
@@ -129,11 +132,40 @@ def swept(df: pd.DataFrame) -> list[str]:
     return [c for c in params if df[c].dropna().astype(str).nunique() > 1]
 
 
+def replicated(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration: the replicates of one (runs with the same tag `config.group`, `sweep.replicates`)
+    become the row of the first seed with each metric their mean, `replicates` their count and `<metric>_sd` the
+    sample sd of each score. A table with no two replicates of one configuration is returned as it is."""
+    if "group" not in df or not df.group.dropna().duplicated().any():
+        return df
+    params = set(df.attrs.get("params", []))
+    metrics = [c for c in df.columns if c not in params and c not in _ROW and pd.api.types.is_numeric_dtype(df[c])]
+    scores = [m for m in [*LABEL_FREE, *LABELLED] if m in metrics]
+    rows = []
+    for _, runs in df.groupby(df.group.fillna(df.run_id), sort=False):
+        row = runs.sort_values("seed").iloc[0].copy() if "seed" in runs else runs.iloc[0].copy()
+        row[metrics] = runs[metrics].mean()
+        row["replicates"] = len(runs)
+        for m in scores:
+            row[f"{m}_sd"] = runs[m].std(ddof=1)
+        rows.append(row)
+    out = pd.DataFrame(rows).reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def replicates(row: pd.Series) -> int:
+    """How many replicates a row of `replicated` stands for (1: a run)."""
+    n = row.get("replicates")
+    return 1 if n is None or pd.isna(n) else int(n)
+
+
 def best(df: pd.DataFrame, metric: str) -> pd.Series | None:
-    """The FINISHED, not degenerate run with the best value of `metric` — the lowest where lower is better
-    (Davies–Bouldin, inertia), else the highest; None when no such run has the metric."""
+    """The FINISHED, not degenerate configuration with the best value of `metric` — the lowest where lower is
+    better (Davies–Bouldin, inertia), else the highest; None when no such run has the metric. A configuration run
+    with several seeds (`replicated`) is judged by its mean over them, and given as its first seed's run."""
     ok = df[(df.status == "FINISHED")] if "status" in df else df
-    ok = ok[ok.degenerate.isna()] if "degenerate" in ok else ok
+    ok = replicated(ok[ok.degenerate.isna()] if "degenerate" in ok else ok)
     if metric not in ok or ok[metric].notna().sum() == 0:
         return None
     return ok.loc[ok[metric].idxmin() if lower_is_better(metric) else ok[metric].idxmax()]

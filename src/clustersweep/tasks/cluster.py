@@ -76,6 +76,7 @@ class Prepared:
     uri: str
     experiment_id: str
     identity: str
+    group: str  # the identity but for the seed: shared by a configuration's replicates
     watch: Stopwatch
     start: float
 
@@ -91,7 +92,8 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Prepared:
         data = load(cfg.dataset, cfg.seed)
     clusterer = validate(cfg, data)["clusterer"]
     given = runs.command_overrides() if overrides is None else overrides
-    return Prepared(cfg, given, clusterer, data, uri, exp_id, identity(cfg, data.sha256), watch, start)
+    ids = identity(cfg, data.sha256), identity(cfg, data.sha256, replicates=True)
+    return Prepared(cfg, given, clusterer, data, uri, exp_id, *ids, watch, start)
 
 
 def run(cfg: DictConfig, tags: dict[str, str] | None = None) -> RunResult:
@@ -105,7 +107,7 @@ def execute(prep: Prepared, tags: dict[str, str] | None = None, parent: str | No
     """Open the MLflow run (under `parent`, if given) and fill it, every fit and score on `compute.threads`
     threads; a failure is recorded on the run and re-raised."""
     name = run_name(prep.cfg)
-    own = runs.computation_tags(prep.identity, prep.data.sha256, prep.overrides)
+    own = runs.computation_tags(prep.identity, prep.data.sha256, prep.overrides, prep.group)
     with (
         threadpool_limits(limits=prep.cfg.compute.threads),
         runs.tracked(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -71,8 +72,12 @@ def targets_code(node: Any) -> str:
     return _sources_sha256(files) if files else ""
 
 
-def identity(cfg: DictConfig, data_sha256: str) -> str:
-    """What makes two runs the same computation: resolved config + data + code."""
+def identity(cfg: DictConfig, data_sha256: str, *, replicates: bool = False) -> str:
+    """What makes two runs the same computation: resolved config + data + code. With `replicates`, the same but
+    for the seed: the configuration whose replicates (`sweep.replicates`) differ only by their seeds."""
+    if replicates:  # the seed and every value interpolated from it (`random_state: ${seed}`) set aside
+        cfg = copy.deepcopy(cfg)
+        cfg.seed = "replicates"
     conf = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in NOT_IDENTITY}
     blob = json.dumps({"config": conf, "data": data_sha256, "code": code_version()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -45,6 +45,7 @@ STANDARD_TAGS = (
     *("machine.cpu", "machine.cores", "machine.blas", "machine.threads"),
 )
 COMPUTATION_TAGS = ("config.identity", "data.sha256", "hydra.overrides")
+GROUP_TAG = "config.group"  # a clustering run's configuration but for its seed: the runs of one are its replicates
 ERROR_CHARS = 5000  # MLflow's limit on a tag value
 INPUT_ATTEMPTS = 3  # `Run.log_input`: tries when runs race to log the same new dataset
 
@@ -73,10 +74,11 @@ def command_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def computation_tags(identity: str, data_sha256: str, overrides: list[str]) -> dict[str, str]:
+def computation_tags(identity: str, data_sha256: str, overrides: list[str], group: str | None = None) -> dict[str, str]:
     """The tags of a run that computes from data; `overrides` are those that recreate its config with
-    `python run.py` (secrets masked)."""
-    return {"config.identity": identity, "data.sha256": data_sha256, "hydra.overrides": redact(" ".join(overrides))}
+    `python run.py` (secrets masked); `group`: its configuration's identity but for the seed (its replicates')."""
+    tags = {"config.identity": identity, "data.sha256": data_sha256, "hydra.overrides": redact(" ".join(overrides))}
+    return {**tags, **({GROUP_TAG: group} if group else {})}
 
 
 def is_orphaned(tags: Mapping[str, str]) -> bool:

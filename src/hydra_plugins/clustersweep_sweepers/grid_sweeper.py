@@ -21,7 +21,7 @@ class GridSweeper(BasicSweeper):
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: Sequence[str]) -> Any:
-        from clustersweep.app.sweep import tracked_sweep
+        from clustersweep.app.sweep import tracked_sweep, with_replicates
 
         with tracked_sweep(self.config):
-            return super().sweep(arguments)
+            return super().sweep(with_replicates(self.config, list(arguments)))
