@@ -54,11 +54,16 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def is_search(config: DictConfig) -> bool:
+    """A multirun config whose sweeper is a search's study (`hydra/sweeper=study`), not the grid."""
+    return str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".StudySweeper")
+
+
 def job_overrides(config: DictConfig) -> list[list[str]]:
     """Every job's overrides for the grid (Hydra's basic sweeper); [] for a search (the count is its budget)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    if str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".StudySweeper"):
+    if is_search(config):
         return []
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
     parsed = _parser().parse_overrides(with_replicates(config, [*params, *config.hydra.overrides.task]))
@@ -111,7 +116,7 @@ def check_settings(config: DictConfig) -> None:
         }.get(task, f"expected task={TASK}")
         raise ConfigError(f"task={task} cannot run under -m (a sweep's jobs are clustering runs): {why}")
     check_sweep(config)
-    if replicates > 1 and str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".StudySweeper"):
+    if replicates > 1 and is_search(config):
         raise ConfigError(
             f"sweep.replicates={replicates} is not supported by a search yet (only by a grid sweep): run the "
             "search with sweep.replicates=1, then its pick's replicates as a grid sweep"
