@@ -28,7 +28,7 @@ from mlflow.exceptions import MlflowException
 from clustersweep.app.cli import start_up
 from clustersweep.errors import ConfigError, one_line
 from clustersweep.report import markdown, summary, tables
-from clustersweep.stages.metrics import LABEL_FREE
+from clustersweep.stages.metrics import CRITERIA, LABEL_FREE
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import PROJECT_ROOT, default_cfg, reader, tracking_uri
 
@@ -38,6 +38,7 @@ def main() -> int:
     p.add_argument("--experiment", required=True, help="MLflow experiment name")
     p.add_argument("--parent", help="a sweep's parent run id: only its jobs")
     p.add_argument("--metric", default="silhouette", help="the metric that picks the best run")
+    p.add_argument("--ace-index", default="modularity", choices=LABEL_FREE, help="the metric `ace` ranks by")
     p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or the project's store")
     p.add_argument("--out", type=Path, default=None, help="folder for summary.csv and the HTML plots")
     p.add_argument("--embed-plotlyjs", action="store_true", help="plots that open offline")
@@ -52,9 +53,9 @@ def main() -> int:
     )
     args = p.parse_args()
     start_up()
-    if args.leaderboard and args.metric not in LABEL_FREE:
+    if args.leaderboard and args.metric not in CRITERIA:
         print(
-            f"error: --metric {args.metric!r} cannot pick a leaderboard: expected one of {', '.join(LABEL_FREE)}",
+            f"error: --metric {args.metric!r} cannot pick a leaderboard: expected one of {', '.join(CRITERIA)}",
             file=sys.stderr,
         )
         return 2
@@ -64,6 +65,7 @@ def main() -> int:
         df = (
             tables.sweep_table(client, args.parent) if args.parent else tables.experiment_table(client, args.experiment)
         )
+        df = tables.with_criteria(client, df, args.ace_index)
     except ConfigError as e:
         print(f"error: {redact(one_line(e))}", file=sys.stderr)
         return 2

@@ -64,7 +64,11 @@ def test_short_names_feed_the_estimator(make_cfg):
         ),
         (["metrics.space=pixels"], "metrics.space='pixels' is not allowed: expected one of common, embedding"),
         (["metrics.common_k=0"], "metrics.common_k=0 is not allowed: expected an integer ≥ 1"),
-        (["sweep.select_by=nmi"], "expected one of silhouette, davies_bouldin, calinski_harabasz, modularity"),
+        (["sweep.select_by=nmi"], "expected one of silhouette, davies_bouldin, calinski_harabasz, modularity, stab"),
+        (["sweep.ace_index=ace"], "sweep.ace_index='ace' is not allowed: expected one of silhouette, davies_bouldin"),
+        (["metrics.other_spaces=[pixels]"], "expected a list of distinct spaces out of common, embedding"),
+        (["metrics.other_spaces=embedding"], "metrics.other_spaces='embedding' is not allowed: expected a list"),
+        (["metrics.other_spaces=[common]"], "metrics.other_spaces=['common'] is not allowed: it holds metrics.space"),
         (
             ["reducer=umap", "reducer.n_neighbors=1"],
             "reducer.n_neighbors=1 is not allowed: expected an integer ≥ 2",

@@ -52,10 +52,13 @@ def test_label_free_metrics_are_computed_in_the_common_pca_space(make_cfg):
     assert result.metrics["calinski_harabasz"] == pytest.approx(calinski_harabasz_score(common, labels), rel=1e-5)
 
 
-def test_metrics_space_embedding_scores_in_the_runs_own_space(make_cfg):
+def test_metrics_space_embedding_scores_in_the_runs_own_space_and_other_spaces_add_theirs(make_cfg):
     common = run(make_cfg("metrics.space=common", "plots.enabled=false")).metrics
     own = run(make_cfg("metrics.space=embedding", "plots.enabled=false")).metrics
     assert common["nmi"] == own["nmi"] and common["silhouette"] != own["silhouette"]
+    both = run(make_cfg("metrics.other_spaces=[embedding]", "plots.enabled=false")).metrics
+    for m in ("silhouette", "davies_bouldin", "calinski_harabasz", "modularity"):
+        assert both[m] == common[m] and both[f"{m}.embedding"] == own[m]
 
 
 @pytest.mark.parametrize(
@@ -99,8 +102,9 @@ def test_leaderboard_lists_each_familys_best_by_the_label_free_metric(make_cfg, 
     by_family = {row.split(" | ")[0].strip("| "): row for row in rows}
     assert best_km.run_name in by_family["pca → kmeans"] and gmm.info.run_name in by_family["pca → gmm"]
     cells = [c.strip() for c in by_family["pca → gmm"].strip("|").split("|")]
-    assert float(cells[3]) == pytest.approx(gmm.data.metrics["silhouette"], abs=5e-4)  # the selecting metric
-    assert float(cells[5]) == pytest.approx(gmm.data.metrics["nmi"], abs=5e-4)
+    assert cells[3] == "1"  # replicates: one run
+    assert float(cells[4]) == pytest.approx(gmm.data.metrics["silhouette"], abs=5e-4)  # the selecting metric
+    assert float(cells[6]) == pytest.approx(gmm.data.metrics["nmi"], abs=5e-4)
     assert cells[-1] == f"`python run.py {' '.join(args)} tracking.uri={store}`"  # a command, not a run id
     text = readme.read_text()
     assert "old" not in text and by_family["pca → gmm"] in text and text.endswith("tail\n")

@@ -1,9 +1,18 @@
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from clustersweep.stages.metrics import NOISE, acc_hungarian, modularity, purity, score, silhouette
+from clustersweep.stages.metrics import (
+    NOISE,
+    acc_hungarian,
+    internal,
+    modularity,
+    purity,
+    score,
+    silhouette,
+    stability,
+)
 
 
 def test_silhouette_equals_sklearn_on_the_same_sample():
@@ -113,3 +122,71 @@ def test_modularity_builds_one_graph_for_every_noise_pattern(monkeypatch):
             labels[::noisy] = NOISE
         modularity(X, labels, 10_000, seed=0)
     assert len(built) == 1
+
+
+def _representations(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """600 points in two representations: `held` has 4 well-apart blobs, `noise` the same points as Gaussian noise;
+    and `pixels`, both side by side (the space every run can be scored in)."""
+    held, _ = make_blobs(600, n_features=5, centers=4, cluster_std=0.6, random_state=seed)
+    noise = np.random.default_rng(seed).normal(size=(600, 5)) * held.std()
+    return held, noise, np.hstack([held, noise])
+
+
+def _partitions(X: np.ndarray, seeds: range) -> list[np.ndarray]:
+    """K-Means K=4 fitted with one init per seed on a seeded 80% subsample, every point then assigned."""
+    from sklearn.cluster import KMeans
+
+    parts = []
+    for s in seeds:
+        rows = np.random.default_rng(s).permutation(len(X))[: int(0.8 * len(X))]
+        parts.append(KMeans(4, n_init=1, random_state=s).fit(X[rows]).predict(X))
+    return parts
+
+
+def test_stability_is_the_mean_pairwise_ari_and_needs_two_partitions_of_the_same_points():
+    a = np.array([0, 0, 1, 1, 2, 2])
+    assert stability([a, a + 5, np.array([2, 2, 0, 0, 1, 1])]) == 1.0  # the same partition, named otherwise
+    b = np.array([0, 1, 0, 1, 0, 1])
+    pairs = [adjusted_rand_score(a, a), adjusted_rand_score(a, b), adjusted_rand_score(a, b)]
+    assert stability([a, a, b]) == pytest.approx(np.mean(pairs))
+    with pytest.raises(ValueError, match="2 or more replicates"):
+        stability([a])
+    with pytest.raises(ValueError, match="the same points"):
+        stability([a, a[:4]])
+
+
+def test_stability_prefers_the_representation_that_holds_the_clusters():
+    held, noise, _ = _representations()
+    kept, lost = stability(_partitions(held, range(5))), stability(_partitions(noise, range(5)))
+    assert kept > 0.99 and lost < 0.6, (kept, lost)
+
+
+def test_ace_ranks_the_representation_that_holds_the_clusters_first():
+    """Each representation's K-Means (K = 3, 4, 5) scored in its own space and in the common one (both side by
+    side): ranked over the two spaces, every clustering of the representation that holds the clusters comes before
+    every clustering of the noise, the right K first."""
+    import pandas as pd
+    from sklearn.cluster import KMeans
+
+    from clustersweep.report.tables import with_ace
+
+    held, noise, both = _representations()
+    rows = []
+    for name, own in (("held", held), ("noise", noise)):
+        for K in (3, 4, 5):
+            clusters = KMeans(K, n_init=4, random_state=0).fit_predict(own)
+            mine, _ = internal(clusters, own, 600, 600, 0)
+            common, _ = internal(clusters, both, 600, 600, 0)
+            rows.append(
+                {
+                    "run_id": f"{name}-K{K}",
+                    "status": "FINISHED",
+                    "metrics.space": "embedding",
+                    "modularity": mine["modularity"],
+                    "modularity.common": common["modularity"],
+                }
+            )
+    df = with_ace(pd.DataFrame(rows), "modularity")
+    assert df.set_index("run_id").ace.idxmax() == "held-K4"
+    assert df[df.run_id.str.startswith("held")].ace.min() > df[df.run_id.str.startswith("noise")].ace.max()
+    assert df.ace.max() == 1.0  # first in both spaces

@@ -332,3 +332,55 @@ def test_a_label_objective_is_refused_before_any_study_or_run(store):
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stdout + res.stderr
     assert res.stderr.startswith("error: sweep.select_by='nmi' is not allowed: expected one of silhouette")
     assert not Path(storage_url(store, None).removeprefix("sqlite:///")).exists() and runs(store)[1] == []
+
+
+def test_a_trial_is_n_replicates_valued_by_their_mean_and_resumes_per_replicate(store, tmp_path):
+    """sweep.replicates=3: each trial runs seeds 42, 43, 44 and is told their mean. Interrupted while a trial's
+    second replicate fits, the rerun runs that trial again first: its finished replicate is skipped."""
+    search = [*(a for a in SEARCH if not a.startswith("hydra.sweeper.n_trials")), "hydra.sweeper.n_trials=2"]
+    search += ["sweep.replicates=3"]
+    proc = start_run_py(*search, store=store, out=tmp_path / "h")
+    seen = read_until(proc, lambda seen: "[2/?]" in seen)  # the first replicate finished, the second started
+    seen = read_until(proc, lambda seen: seen.rstrip().endswith("cluster …"), seen)  # and is fitting
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, seen + out
+    cut = _study(store).trials[0].params
+
+    res = run_py(*search, store=store, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "has 0 completed trial(s), 1 cut off by an interruption; 2 to run" in res.stdout, res.stdout
+    study = _study(store)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 2 and done[0].params == cut  # the cut-off configuration first
+    client, found = runs(store)
+    by_id = {r.info.run_id: r for r in found}
+    for t in done:
+        replicates = [by_id[i] for i in t.user_attrs["mlflow_run_ids"]]
+        assert [r.data.params["seed"] for r in replicates] == ["42", "43", "44"]
+        assert len({r.data.tags["config.group"] for r in replicates}) == 1
+        assert t.value == pytest.approx(np.mean([r.data.metrics["silhouette"] for r in replicates]), abs=1e-12)
+    (parent,) = [r for r in found if "sweep.study" in r.data.tags]
+    assert sum(k.startswith("skipped.") for k in parent.data.tags) == 1  # the cut-off trial's first replicate
+    status = sorted(r.info.status for r in found if r is not parent)
+    assert status.count("FINISHED") == 6 and status.count("KILLED") == 1, status
+    assert parent.data.tags["best.replicates"] == "3"
+    assert parent.data.tags["best.run_id"] == study.best_trial.user_attrs["mlflow_run_id"]
+
+
+def test_a_search_by_stability_is_told_the_agreement_of_its_replicates(store, tmp_path):
+    from clustersweep.stages.metrics import stability
+
+    args = [a for a in SEARCH if not a.startswith(("hydra.sweeper.n_trials", "clusterer.n_init"))]
+    extra = ["hydra.sweeper.n_trials=2", "clusterer.n_init=1", "sweep.replicates=2", "sweep.select_by=stability"]
+    res = run_py(*args, *extra, store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    study = _study(store)
+    assert study.study_name.startswith("pca_kmeans-stability-") and study.direction.name == "MAXIMIZE"
+    client, found = runs(store)
+    for t in study.trials:
+        ids = t.user_attrs["mlflow_run_ids"]
+        parts = [np.load(client.download_artifacts(i, "test_clusters.npy", str(tmp_path / i))) for i in ids]
+        assert t.value == pytest.approx(stability(parts), abs=1e-12)
+    (parent,) = [r for r in found if "sweep.study" in r.data.tags]
+    assert parent.data.metrics["best_stability"] == pytest.approx(study.best_value, abs=1e-12)

@@ -260,10 +260,45 @@ def test_replicates_run_each_configuration_with_n_seeds_and_the_best_is_the_best
     [
         (["seed=1,2", "sweep.replicates=2"], "error: seed=1,2 cannot be swept with sweep.replicates=2: the replicates"),
         (["sweep.replicates=0"], "error: sweep.replicates=0 is not allowed: expected an integer in 1..100"),
-        (["search=pca_kmeans", "sweep.replicates=2"], "error: sweep.replicates=2 is not supported by a search yet"),
+        (["sweep.select_by=stability"], "error: sweep.select_by=stability needs sweep.replicates ≥ 2, got 1"),
+        (["sweep.select_by=ace"], "error: sweep.select_by=ace needs metrics.other_spaces, got []"),
+        (
+            ["search=pca_kmeans", "sweep.select_by=ace", "metrics.other_spaces=[embedding]"],
+            "error: sweep.select_by=ace cannot be a search's objective",
+        ),
+        (
+            ["search=pca_kmeans", "sweep.replicates=2", "+hydra.sweeper.params.seed='choice(1,2)'"],
+            "error: hydra.sweeper.params.seed cannot be searched with sweep.replicates=2",
+        ),
     ],
 )
 def test_replicates_that_cannot_run_are_one_line_before_any_run(store, args, said):
     res = run_py("-m", *REPLICATED, *args, store=store)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and res.stderr.startswith(said), res.stderr
     assert runs(store)[1] == []
+
+
+def test_a_grid_by_stability_or_ace_picks_the_configuration_those_criteria_rank_first(store):
+    """stability: the agreement of each configuration's replicates' test partitions; ace: each configuration's
+    rank by modularity in the common space and in its own, averaged. The summary reports both, beside the means."""
+    from clustersweep.report.tables import sweep_table, with_criteria
+
+    args = ["-m", *REPLICATED, "sweep.replicates=2", "metrics.other_spaces=[embedding]"]
+    res = run_py(*args, "sweep.select_by=stability", store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    client, (parent,), children = sweep_runs(store)
+    assert all("modularity.embedding" in c.data.metrics for c in children)
+    table = with_criteria(client, sweep_table(client, parent.info.run_id), "modularity")
+    stab = table.groupby("group").stability.first()
+    assert stab.between(-1, 1).all() and stab.notna().all()
+    top = table.loc[table.group == stab.idxmax()].sort_values("seed").iloc[0]
+    assert parent.data.tags["best.run_id"] == top.run_id and parent.data.metrics["best_stability"] == stab.max()
+
+    res = run_py(*args, "sweep.select_by=ace", store=store)  # every run skipped: the same runs, chosen by ace
+    assert res.returncode == 0, res.stdout + res.stderr
+    client, found = runs(store)
+    (again,) = [r for r in found if "sweep.overrides" in r.data.tags and r.info.run_id != parent.info.run_id]
+    ace = with_criteria(client, sweep_table(client, again.info.run_id), "modularity").groupby("group").ace.first()
+    assert set(ace) == {0.75, 1.0} or set(ace) == {1.0, 0.5}  # two configurations ranked in two spaces
+    top = table.loc[table.group == ace.idxmax()].sort_values("seed").iloc[0]
+    assert again.data.tags["best.run_id"] == top.run_id and again.data.tags["best.selected_by"] == "ace"

@@ -37,6 +37,7 @@ from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
 from hydra.plugins.launcher import Launcher
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -44,12 +45,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from clustersweep.errors import ConfigError, one_line
+from clustersweep.report import tables
+from clustersweep.stages.metrics import REPLICATED
 from clustersweep.tracking.identity import NOT_IDENTITY
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import local_dir, sqlite_path
 
 SCHEMA = "optuna"  # a study's schema in a PostgreSQL database (`storage_url`)
 RUN_ATTR, PARENT_ATTR = "mlflow_run_id", "mlflow_parent_run_id"  # a trial's run, the study's parent run (user attrs)
+REPLICATES_ATTR = "mlflow_run_ids"  # a trial's replicates' runs (sweep.replicates > 1)
 IDENTITY_ATTR = "identity"  # what the study searches (`study_identity`), a user attr of the study
 REASKS = 20  # asks per trial before a repeat is run anyway (a space may be used up)
 GRID_LIMIT = 100_000  # larger discrete spaces are not listed: a repeat is rare there, and asking again is enough
@@ -125,6 +129,8 @@ def study_identity(cfg: DictConfig, search: str, space: Space, data_sha256: str)
             node.pop(last, None)
     searched = {k: optuna.distributions.distribution_to_json(d) for k, d in space.distributions.items()}
     what = {"search": search, "objective": cfg.sweep.select_by, "space": searched, "data": data_sha256, "config": fixed}
+    if cfg.sweep.replicates > 1:  # a trial's value is over its replicates
+        what["replicates"] = int(cfg.sweep.replicates)
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -231,8 +237,10 @@ def resume(study: optuna.Study, budget: int, where: str) -> tuple[int, int]:
     """Fail the trials an interruption cut off; says what the study (in the storage `where`) holds and returns
     (trials still to run, the next job's number)."""
     cut_off = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for t in cut_off:  # they never reported
+    for t in cut_off:  # they never reported: each is run again first, its finished replicates skipped
         study.tell(t.number, state=TrialState.FAIL)
+        if t.params:
+            study.enqueue_trial(t.params)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     left = max(budget - done, 0)
     print(
@@ -279,19 +287,46 @@ def ask_distinct(study: optuna.Study, space: Space, n: int) -> list[optuna.Trial
     return trials
 
 
-def run(study: optuna.Study, space: Space, launcher: Launcher, left: int, job_idx: int, n_jobs: int) -> None:
-    """Run `left` trials, `n_jobs` at a time through `launcher`, numbered from `job_idx`; each job's value (None:
-    it failed, or its clustering is degenerate) is told to the study."""
+def run(
+    study: optuna.Study,
+    space: Space,
+    launcher: Launcher,
+    left: int,
+    job_idx: int,
+    n_jobs: int,
+    objective: str,
+    seeds: list[int] | None = None,
+    client: MlflowClient | None = None,
+) -> None:
+    """Run `left` trials, `n_jobs` at a time through `launcher`, numbered from `job_idx`, and tell the study each
+    one's value of `objective` (`value`). A trial is one job, or with `seeds` (sweep.replicates) one job per seed, its
+    replicates; `client` reads their partitions for the objective `stability`."""
+    per = [f"seed={s}" for s in seeds] if seeds else [None]
     while left > 0:
         trials = ask_distinct(study, space, min(n_jobs, left))
-        returns = launcher.launch([space.overrides(t.params) for t in trials], initial_job_idx=job_idx)
-        for trial, ret in zip(trials, returns, strict=True):
-            value, run_id = ret.return_value
-            if run_id:
-                trial.set_user_attr(RUN_ATTR, run_id)
-            if value is None or not math.isfinite(value):
-                study.tell(trial, state=TrialState.FAIL)
-            else:
-                study.tell(trial, float(value))
-        job_idx += len(trials)
+        jobs = [[*space.overrides(t.params), *([seed] if seed else [])] for t in trials for seed in per]
+        returns = launcher.launch(jobs, initial_job_idx=job_idx)
+        for i, trial in enumerate(trials):
+            outcomes = [r.return_value for r in returns[i * len(per) : (i + 1) * len(per)]]
+            ran = [o.run_id for o in outcomes]
+            if ran[0]:
+                trial.set_user_attr(RUN_ATTR, ran[0])
+            if len(ran) > 1:
+                trial.set_user_attr(REPLICATES_ATTR, ran)
+            got = value(outcomes, objective, client)
+            study.tell(trial, got) if got is not None else study.tell(trial, state=TrialState.FAIL)
+        job_idx += len(jobs)
         left -= len(trials)
+
+
+def value(outcomes: list[Any], objective: str, client: MlflowClient | None) -> float | None:
+    """A trial's value from its replicates' outcomes (`app.job.Outcome`): the mean of their objective, or for
+    `stability` the agreement of their partitions; None (the trial failed) when any replicate failed, has no
+    value or is degenerate."""
+    if objective == REPLICATED:
+        ran = [o.run_id for o in outcomes]
+        return tables.stability(client, ran) if client is not None and all(ran) else None
+    values = [o.value for o in outcomes]
+    if any(v is None or not math.isfinite(v) for v in values):
+        return None
+    return float(np.mean(values))

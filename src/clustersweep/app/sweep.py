@@ -35,7 +35,8 @@ from clustersweep.app.cli import JobsFailed
 from clustersweep.config.validate import check_sweep
 from clustersweep.errors import ConfigError, one_line
 from clustersweep.report import summary
-from clustersweep.report.tables import Outcome, sweep_table
+from clustersweep.report.tables import Outcome, sweep_table, with_criteria
+from clustersweep.stages.metrics import RANKED, REPLICATED
 from clustersweep.tracking import assets, registry, runs
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import check_reachable, open_experiment, store_errors, tracking_uri
@@ -116,11 +117,7 @@ def check_settings(config: DictConfig) -> None:
         }.get(task, f"expected task={TASK}")
         raise ConfigError(f"task={task} cannot run under -m (a sweep's jobs are clustering runs): {why}")
     check_sweep(config)
-    if replicates > 1 and is_search(config):
-        raise ConfigError(
-            f"sweep.replicates={replicates} is not supported by a search yet (only by a grid sweep): run the "
-            "search with sweep.replicates=1, then its pick's replicates as a grid sweep"
-        )
+    _check_criterion(config, app, replicates)
     if app.sweep.get("register_best") is not None:
         registry.check_name(str(app.sweep.register_best))
     study = OmegaConf.select(config, "hydra.sweeper.study_name")
@@ -130,6 +127,32 @@ def check_settings(config: DictConfig) -> None:
         raise ConfigError(
             f"study {study!r} optimizes {objective}, not sweep.select_by={app.sweep.select_by}: its values "
             f"would mix; give this objective its own hydra.sweeper.study_name"
+        )
+
+
+def _check_criterion(config: DictConfig, app: DictConfig, replicates: int) -> None:
+    """What the sweep's criterion needs: replicates for `stability`, more spaces and a grid for `ace`; a search
+    with replicates draws no seed."""
+    select_by = app.sweep.select_by
+    if replicates > 1 and "seed" in (OmegaConf.select(config, "hydra.sweeper.params") or {}):
+        raise ConfigError(
+            f"hydra.sweeper.params.seed cannot be searched with sweep.replicates={replicates}: the replicates are "
+            "the seeds seed … seed+N-1 of every trial; drop it from the space"
+        )
+    if select_by == REPLICATED and replicates < 2:
+        raise ConfigError(
+            f"sweep.select_by={REPLICATED} needs sweep.replicates ≥ 2, got {replicates}: it is the agreement "
+            "between a configuration's replicates (e.g. sweep.replicates=3)"
+        )
+    if select_by == RANKED and is_search(config):
+        raise ConfigError(
+            f"sweep.select_by={RANKED} cannot be a search's objective: it ranks a grid's runs against each other, so "
+            f"a trial has no value of its own; use it in a grid sweep (-m without search=), or search by {REPLICATED}"
+        )
+    if select_by == RANKED and not app.metrics.get("other_spaces"):
+        raise ConfigError(
+            f"sweep.select_by={RANKED} needs metrics.other_spaces, got []: it averages a run's ranks over "
+            f"metrics.space={app.metrics.space} and those (e.g. metrics.other_spaces=[embedding])"
         )
 
 
@@ -150,10 +173,10 @@ class Parent:
     """The parent run of the sweep this process runs, from `open` to `close` (or `abort`)."""
 
     def __init__(
-        self, run: runs.Run, select_by: str, sweep_dir: Path, start: float, register_best: str | None = None
+        self, run: runs.Run, sweep: DictConfig, sweep_dir: Path, start: float, register_best: str | None = None
     ) -> None:
-        self.run, self.select_by, self.sweep_dir, self.start = run, select_by, sweep_dir, start
-        self.register_best = register_best
+        self.run, self.select_by, self.ace_index = run, str(sweep.select_by), str(sweep.ace_index)
+        self.sweep_dir, self.start, self.register_best = sweep_dir, start, register_best
 
     @classmethod
     def open(cls, config: DictConfig, jobs: int | None, study: str | None = None) -> Parent:
@@ -179,7 +202,7 @@ class Parent:
         where = f"experiment {cfg.tracking.experiment!r}"
         print(f"sweep: {jobs or '?'} jobs → parent run {run.run_id} in {where} of {redact(uri)}", flush=True)
         register = cfg.sweep.get("register_best")
-        return cls(run, cfg.sweep.select_by, Path(str(config.hydra.sweep.dir)), start, register and str(register))
+        return cls(run, cfg.sweep, Path(str(config.hydra.sweep.dir)), start, register and str(register))
 
     def close(self, status: str | None = None) -> Outcome:
         """Summarize and close the parent; status None means FINISHED unless a job failed.
@@ -192,7 +215,7 @@ class Parent:
         outcome = None
         try:
             check_reachable(self.run.client.tracking_uri)
-            table = sweep_table(self.run.client, self.run.run_id)
+            table = with_criteria(self.run.client, sweep_table(self.run.client, self.run.run_id), self.ace_index)
             outcome = Outcome.of(table, unlogged)
             final = status or ("FAILED" if outcome.failed else DONE)
             self.run.log(tags={"sweep.outcome": outcome.line()})

@@ -8,7 +8,7 @@ estimator parameter through its own parameter constraints. Each problem is one l
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from clustersweep.errors import ConfigError
-from clustersweep.stages.metrics import LABEL_FREE, NEIGHBOURS
+from clustersweep.stages.metrics import CRITERIA, LABEL_FREE, NEIGHBOURS, SPACES
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,11 @@ def _percentile(v: Any) -> str | None:
     return None if ok else "a percentile in (0, 100]"
 
 
+def _spaces(v: Any) -> str | None:
+    ok = isinstance(v, Sequence) and not isinstance(v, str) and all(s in SPACES for s in v) and len(set(v)) == len(v)
+    return None if ok else "a list of distinct spaces out of " + ", ".join(SPACES)
+
+
 def _optional(check: Check) -> Check:
     def opt(v: Any) -> str | None:
         why = None if v is None else check(v)
@@ -117,7 +122,8 @@ def _nonzero_int(v: Any) -> str | None:
 # The settings of a whole sweep: one value for all its jobs (its parent's objective, the store), and the settings
 # of its sweeper and launcher (absent from a config that does not use them).
 _SWEEP_WIDE: dict[str, Check] = {
-    "sweep.select_by": _one_of(*LABEL_FREE),
+    "sweep.select_by": _one_of(*CRITERIA),
+    "sweep.ace_index": _one_of(*LABEL_FREE),
     "sweep.rerun_finished": _boolean,
     "sweep.replicates": _int_in(1, 100),
     "tracking.lock_timeout": _positive,
@@ -158,7 +164,8 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "clusterer.batch_size": _int_in(1),
         "metrics.silhouette_sample_size": _int_in(2),
         "metrics.modularity_sample_size": _int_in(NEIGHBOURS + 1, math.inf, " (more than the graph's neighbours)"),
-        "metrics.space": _one_of("common", "embedding"),
+        "metrics.space": _one_of(*SPACES),
+        "metrics.other_spaces": _spaces,
         "metrics.max_noise": _fraction,
         "metrics.max_cluster_share": _fraction,
         "metrics.common_k": _int_in(1),  # narrower data keeps all its features
@@ -178,6 +185,7 @@ def validate(cfg: DictConfig, data: Any = None) -> dict[str, Any]:
     for key, check in _rules(lim).items():
         _check(cfg, key, check)
     _check_fit_size(cfg.clusterer, lim.n_train)
+    _check_other_spaces(cfg.metrics)
     _check_pca_after_patches(cfg.reducer)
     _check_images_for_patches(cfg, data)
     built = {}
@@ -218,6 +226,15 @@ def _check_fit_size(node: DictConfig, n_train: int) -> None:
         raise ConfigError(
             f"clusterer.K={K} is not allowed: expected at most {rows}, the rows the clusterer is fitted on "
             "(clusterer.n_fit, dataset.n_train)"
+        )
+
+
+def _check_other_spaces(node: DictConfig) -> None:
+    """The other spaces are others than metrics.space, whose scores have the plain names."""
+    if node.space in node.get("other_spaces", []):
+        raise ConfigError(
+            f"metrics.other_spaces={list(node.other_spaces)} is not allowed: it holds metrics.space={node.space}, "
+            "whose scores are logged under their plain names; expected other spaces"
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from clustersweep.report.tables import LABELLED, Outcome, best, replicated, replicates
+from clustersweep.report.tables import LABELLED, Outcome, best, mean_sd, replicated, replicates
 from clustersweep.stages.metrics import NOISE, contingency
 
 
@@ -135,10 +135,10 @@ def sweep_report(
     top = best(ok, select_by)
     if top is not None:
         n = replicates(top)
-        labelled = [f"{m} {_value(top, m)}" for m in LABELLED[:3] if pd.notna(top.get(m))]
+        labelled = [f"{m} {mean_sd(top, m)}" for m in LABELLED[:3] if pd.notna(top.get(m))]
         mean = f" (mean ± sd of {n} replicates, seeds {int(top.seed)}–{int(top.seed) + n - 1})" if n > 1 else ""
         lines.append(
-            f"\n**Best by {select_by}** (label-free): {top.run_name}{mean} — {select_by} {_value(top, select_by)}"
+            f"\n**Best by {select_by}** (label-free): {top.run_name}{mean} — {select_by} {mean_sd(top, select_by)}"
             + (f"; {', '.join(labelled)} (labels: interpretation only)." if labelled else "; no labels.")
         )
     if len(ok) and not any(m in ok and ok[m].notna().any() for m in LABELLED):
@@ -151,12 +151,6 @@ def sweep_report(
     if best_report:
         lines += ["", "## The best run", "", best_report.replace("# ", "### ", 1)]
     return "\n".join(lines) + "\n"
-
-
-def _value(row: pd.Series, metric: str) -> str:
-    """`metric` of a run, or the mean ± sd of a configuration's replicates."""
-    sd = row.get(f"{metric}_sd")
-    return f"{row[metric]:.3f}" + (f" ± {sd:.3f}" if replicates(row) > 1 and pd.notna(sd) else "")
 
 
 def _k_section(name: str, runs: pd.DataFrame, select_by: str, swept: list[str]) -> list[str]:

@@ -5,14 +5,19 @@ method families and the criteria table.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from clustersweep.stages.metrics import LABEL_FREE, lower_is_better
-from clustersweep.tracking.runs import GROUP_TAG
+from clustersweep.stages import metrics
+from clustersweep.stages.metrics import CRITERIA, LABEL_FREE, RANKED, REPLICATED, lower_is_better
+from clustersweep.tracking.runs import GROUP_TAG, PARTITION
 
 
 @dataclass
@@ -101,6 +106,63 @@ def table(runs: list[Run], skipped_ids: set[str] = frozenset()) -> pd.DataFrame:
     return df
 
 
+def stability(client: MlflowClient, run_ids: list[str]) -> float | None:
+    """`stability` of these replicates: the agreement of their test partitions (`metrics.stability`); None unless
+    each is FINISHED, not degenerate and has its partition."""
+    parts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, run_id in enumerate(run_ids):
+            run = client.get_run(run_id)
+            if run.info.status != "FINISHED" or "degenerate" in run.data.tags:
+                return None
+            try:
+                path = client.download_artifacts(run_id, PARTITION, str(Path(tmp, str(i))))
+            except (MlflowException, OSError):
+                return None
+            parts.append(np.load(path))
+    return metrics.stability(parts) if len(parts) >= 2 else None
+
+
+def with_criteria(client: MlflowClient, df: pd.DataFrame, ace_index: str) -> pd.DataFrame:
+    """`df` with the criteria that compare representations, where the runs allow them: `stability` (replicates)
+    and `ace` by `ace_index` (scores in several spaces)."""
+    return with_ace(with_stability(client, df), ace_index)
+
+
+def with_stability(client: MlflowClient, df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with each replicated configuration's `stability` on every row of its replicates."""
+    if "group" not in df or not df.group.dropna().duplicated().any():
+        return df
+    df = df.copy()
+    for _, runs in df[df.group.notna()].groupby("group"):
+        if len(runs) >= 2:
+            value = stability(client, runs.run_id.tolist())
+            df.loc[runs.index, REPLICATED] = np.nan if value is None else value
+    return df
+
+
+def with_ace(df: pd.DataFrame, index: str) -> pd.DataFrame:
+    """`df` with `ace` on each run (Wang & Ye 2024): the configurations' (replicates' mean) percentile rank among the
+    FINISHED, not degenerate ones by `index` in each space they were all scored in (`metrics.space`'s plain name,
+    `<index>.<space>` for `metrics.other_spaces`), averaged over the spaces; 1 is first in every space."""
+    if "metrics.space" not in df or index not in df:
+        return df
+    ok = df[df.status == "FINISHED"]
+    per = replicated(ok[ok.degenerate.isna()] if "degenerate" in ok else ok)
+    per.index = _config(per)
+    spaces = sorted({*per["metrics.space"].dropna(), *(c.split(".", 1)[1] for c in per if c.startswith(f"{index}."))})
+    if len(spaces) < 2:
+        return df
+    values = pd.DataFrame({sp: per[index].where(per["metrics.space"] == sp, per.get(f"{index}.{sp}")) for sp in spaces})
+    ranks = (-values if lower_is_better(index) else values).dropna().rank(pct=True).mean(axis=1)
+    return df.assign(**{RANKED: _config(df).map(ranks)})
+
+
+def _config(df: pd.DataFrame) -> pd.Series:
+    """Each run's configuration: its replicates' group, or the run itself."""
+    return df.group.fillna(df.run_id) if "group" in df else df.run_id
+
+
 def sweep_table(client: MlflowClient, parent_id: str) -> pd.DataFrame:
     """The parent's children plus the earlier runs its skipped jobs stand for (a search may propose a trial that
     one of its own children already ran: that run is listed once). attrs["skipped_jobs"]: the skipped jobs' runs."""
@@ -142,7 +204,7 @@ def replicated(df: pd.DataFrame) -> pd.DataFrame:
     metrics = [c for c in df.columns if c not in params and c not in _ROW and pd.api.types.is_numeric_dtype(df[c])]
     scores = [m for m in [*LABEL_FREE, *LABELLED] if m in metrics]
     rows = []
-    for _, runs in df.groupby(df.group.fillna(df.run_id), sort=False):
+    for _, runs in df.groupby(_config(df), sort=False):
         row = runs.sort_values("seed").iloc[0].copy() if "seed" in runs else runs.iloc[0].copy()
         row[metrics] = runs[metrics].mean()
         row["replicates"] = len(runs)
@@ -158,6 +220,12 @@ def replicates(row: pd.Series) -> int:
     """How many replicates a row of `replicated` stands for (1: a run)."""
     n = row.get("replicates")
     return 1 if n is None or pd.isna(n) else int(n)
+
+
+def mean_sd(row: pd.Series, metric: str) -> str:
+    """`metric` of a run, or the mean ± sd of a configuration's replicates (a row of `replicated`)."""
+    sd = row.get(f"{metric}_sd")
+    return f"{row[metric]:.3f}" + (f" ± {sd:.3f}" if replicates(row) > 1 and pd.notna(sd) else "")
 
 
 def best(df: pd.DataFrame, metric: str) -> pd.Series | None:
@@ -187,8 +255,9 @@ def leaderboard(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
                 "reducer → clusterer": f"{reducer} → {clusterer}",
                 "best run (by " + select_by + ")": top.run_name,
                 "runs": len(runs),
+                "replicates": replicates(top),
                 select_by: top[select_by],
-                **{m: top.get(m) for m in LABELLED},
+                **{m: mean_sd(top, m) if pd.notna(top.get(m)) else None for m in LABELLED},
                 "wall time (s)": round(float(top.get("time_total_s", float("nan"))), 1),
                 "recreate with": f"`python run.py {top.overrides}`" if top.get("overrides") else "",
             }
@@ -202,15 +271,17 @@ def leaderboard(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
 def criteria(df: pd.DataFrame) -> pd.DataFrame:
     """How well each label-free metric would choose among these runs, judged by the labels: the run it picks with
     that run's NMI and ACC, and its Spearman rank correlation with NMI and with ACC over all the runs (signed so
-    that 1 means it orders the runs as the labels do). Best tracker of NMI first.
+    that 1 means it orders the runs as the labels do); a configuration's replicates count as one run, their means.
+    Best tracker of NMI first.
 
     For choosing a search's objective on a labelled dataset *other* than the one it will search, so that the
     searched data's labels never steer the choice (docs/results.md, "Choosing the objective")."""
     ok = df[df.status == "FINISHED"] if "status" in df else df
     if "metrics.space" in ok:
         ok = ok[ok["metrics.space"] == "common"]
+    ok = replicated(ok)  # a configuration's replicates: their means
     rows = []
-    for metric in (m for m in LABEL_FREE if m in ok and ok[m].notna().sum() >= 3):
+    for metric in (m for m in CRITERIA if m in ok and ok[m].notna().sum() >= 3):
         runs = ok[ok[metric].notna()]
         top = best(runs, metric)
         oriented = -runs[metric] if lower_is_better(metric) else runs[metric]
@@ -229,8 +300,11 @@ def criteria(df: pd.DataFrame) -> pd.DataFrame:
 
 def printable(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
     """The columns a person compares: name, status, swept params, the shown metrics, why a run is degenerate;
-    best first."""
-    cols = ["run_name", "status", *swept(df), *[m for m in dict.fromkeys([select_by, *SHOWN_METRICS]) if m in df]]
+    best first. A configuration's replicates are one row (`replicated`): the metrics' means, their count and sds."""
+    df = replicated(df)
+    shown = [m for m in dict.fromkeys([select_by, *SHOWN_METRICS]) if m in df]
+    spread = ["replicates", *(f"{m}_sd" for m in shown)] if "replicates" in df else []
+    cols = ["run_name", "status", *swept(df), *shown, *spread]
     out = df[[c for c in cols if c in df]].copy()
     if "skipped" in df and df.skipped.any():
         out.insert(2, "skipped", df.skipped)

@@ -8,7 +8,13 @@
   `silhouette` (on a seeded sample of `sample_size` points; higher is better), `davies_bouldin` (lower is
   better), `calinski_harabasz` (higher is better) — all three reward compact, well-apart blobs — and
   `modularity` (on a seeded sample of its own size; higher is better), which asks instead whether clusters follow the
-  neighbourhoods of the data, as neighbour-graph methods (UMAP, HDBSCAN) make them.
+  neighbourhoods of the data, as neighbour-graph methods (UMAP, HDBSCAN) make them. In each of
+  `metrics.other_spaces` too, logged as `<metric>.<space>`.
+- Criteria that compare representations, where one space would favour the representation it came from:
+  `stability`, the mean ARI between the partitions of a configuration's replicates (`sweep.replicates`: other seeds,
+  so other embeddings, inits and subsamples) on the same test points (Ben-Hur, Elisseeff & Guyon 2002; Lange et
+  al. 2004), and `ace`, a run's rank among the others by one internal index averaged over the spaces it was
+  scored in (Wang & Ye 2024, arXiv 2403.14830): `report.tables.with_ace`.
 A metric that is undefined for a run is left out and its reason returned, to be logged as a tag.
 """
 
@@ -29,6 +35,9 @@ from clustersweep.stages import distances, memo
 
 NOISE = -1
 LABEL_FREE = ("silhouette", "davies_bouldin", "calinski_harabasz", "modularity")  # may pick a run; labels never do
+SPACES = ("common", "embedding")  # where the label-free metrics are computed: metrics.space, metrics.other_spaces
+REPLICATED, RANKED = "stability", "ace"  # of a configuration's replicates; of a run among the others
+CRITERIA = (*LABEL_FREE, REPLICATED, RANKED)  # every label-free choice of a run: sweep.select_by
 NEIGHBOURS = 15  # modularity's graph: each point linked to its 15 nearest (UMAP's default neighbourhood)
 NO_LABELS = "the dataset has no labels: ari, nmi, purity and acc_hungarian are not computed"
 LOWER_IS_BETTER = {"inertia", "davies_bouldin", "reconstruction_mse", "noise_fraction"}
@@ -41,8 +50,9 @@ def is_cost(metric: str) -> bool:
 
 
 def lower_is_better(metric: str) -> bool:
-    """The direction of a metric: every choice of a best run or an objective's direction follows it."""
-    return metric in LOWER_IS_BETTER
+    """The direction of a metric (also in another space: `davies_bouldin.embedding`): every choice of a best run or
+    an objective's direction follows it."""
+    return metric.split(".")[0] in LOWER_IS_BETTER
 
 
 def contingency(y: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,6 +153,17 @@ def silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int, seed: int, c
     return float(np.mean(s)), n
 
 
+def stability(partitions: list[np.ndarray]) -> float:
+    """Mean adjusted Rand index over every pair of these partitions of the same points: 1 when every replicate
+    finds the same clusters, about 0 when they agree no more than chance. Noise (-1) counts as one more cluster."""
+    if len(partitions) < 2:
+        raise ValueError(f"stability needs the partitions of 2 or more replicates, got {len(partitions)}")
+    if len({len(p) for p in partitions}) != 1:
+        raise ValueError("stability needs partitions of the same points")
+    pairs = [(i, j) for i in range(len(partitions)) for j in range(i + 1, len(partitions))]
+    return float(np.mean([adjusted_rand_score(partitions[i], partitions[j]) for i, j in pairs]))
+
+
 def degenerate(train_clusters: np.ndarray, max_noise: float, max_cluster_share: float) -> str | None:
     """Why a clustering of the fitted points is no clustering to interpret, or None: fewer than 2 clusters, more
     noise than `max_noise`, or one cluster holding more than `max_cluster_share` of the points."""
@@ -185,6 +206,17 @@ def score(
         m["acc_hungarian"] = acc_hungarian(y_test, test_clusters)
     if (train_clusters == NOISE).any():
         m["noise_fraction"] = float(np.mean(train_clusters == NOISE))
+    inside, why = internal(train_clusters, space, silhouette_sample_size, modularity_sample_size, seed)
+    return {**m, **inside}, {**skipped, **why}
+
+
+def internal(
+    train_clusters: np.ndarray, space: np.ndarray, silhouette_sample_size: int, modularity_sample_size: int, seed: int
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The label-free scores (LABEL_FREE, and the silhouette's sample size) of the fitted train rows' clusters in
+    `space`; returns (metrics, {metric: why it was left out})."""
+    m: dict[str, float] = {}
+    skipped: dict[str, str] = {}
     try:
         m["silhouette"], m["silhouette_n"] = silhouette(space, train_clusters, silhouette_sample_size, seed)
     except ValueError as e:
@@ -195,9 +227,9 @@ def score(
         skipped["modularity"] = str(e)
     keep = train_clusters != NOISE
     X, labels = space[keep], train_clusters[keep]
-    for name, internal in (("davies_bouldin", davies_bouldin_score), ("calinski_harabasz", calinski_harabasz_score)):
+    for name, index in (("davies_bouldin", davies_bouldin_score), ("calinski_harabasz", calinski_harabasz_score)):
         try:
-            m[name] = float(internal(X, labels))
+            m[name] = float(index(X, labels))
         except ValueError as e:
             skipped[name] = str(e)
     return m, skipped

@@ -139,21 +139,19 @@ def _fit_and_log(
         test_clusters = predictor.predict(Z_test)
     f = Fitted(reducer, clusterer, Z_train, Z_test, idx, fit_clusters, test_clusters, evr)
     with watch("metrics"):
-        space = (
-            Z_train
-            if cfg.metrics.space == "embedding"
-            else cache.common_space(cfg, data.sha256, prep.uri, data.X_train.shape[1])
-        )
-        m, skipped = metrics.score(
-            None if data.y_train is None else data.y_train[idx],
-            fit_clusters,
-            data.y_test,
-            test_clusters,
-            space[idx],
-            cfg.metrics.silhouette_sample_size,
-            cfg.metrics.modularity_sample_size,
-            cfg.seed,
-        )
+
+        def space(name: str) -> np.ndarray:  # the fitted train rows in a metric space
+            whole = Z_train if name == "embedding" else cache.common_space(cfg, data.sha256, prep.uri, X_width)
+            return whole[idx]
+
+        X_width = data.X_train.shape[1]
+        sizes = cfg.metrics.silhouette_sample_size, cfg.metrics.modularity_sample_size, cfg.seed
+        y_fit = None if data.y_train is None else data.y_train[idx]
+        m, skipped = metrics.score(y_fit, fit_clusters, data.y_test, test_clusters, space(cfg.metrics.space), *sizes)
+        for other in cfg.metrics.other_spaces:  # the same scores in more spaces, for `ace`
+            more, why = metrics.internal(fit_clusters, space(other), *sizes)
+            m.update({f"{k}.{other}": v for k, v in more.items() if k != "silhouette_n"})
+            skipped.update({f"{k}.{other}": v for k, v in why.items()})
         extra = {
             "inertia": getattr(clusterer, "inertia_", None),
             "eps": getattr(clusterer, "eps_", None),
@@ -176,7 +174,7 @@ def _fit_and_log(
         (out / "report.md").write_text(md)
         (out / "config.yaml").write_text(redact(OmegaConf.to_yaml(cfg, resolve=True)))
         (out / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create([redact(o) for o in prep.overrides])))
-        np.save(out / "test_clusters.npy", test_clusters.astype(np.int32))  # the test rows' clusters, in order
+        np.save(out / runs.PARTITION, test_clusters.astype(np.int32))  # the test rows' clusters, in order
         own_evr = getattr(reducer, "explained_variance_ratio_", None)
         if own_evr is not None:  # the sweep's summary compares the linear reducers' spectra
             (out / "spectrum.json").write_text(json.dumps({"explained_variance_ratio": [float(v) for v in own_evr]}))

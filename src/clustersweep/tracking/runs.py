@@ -46,6 +46,7 @@ STANDARD_TAGS = (
 )
 COMPUTATION_TAGS = ("config.identity", "data.sha256", "hydra.overrides")
 GROUP_TAG = "config.group"  # a clustering run's configuration but for its seed: the runs of one are its replicates
+PARTITION = "test_clusters.npy"  # a clustering run's artifact: the test rows' clusters, in order
 ERROR_CHARS = 5000  # MLflow's limit on a tag value
 INPUT_ATTEMPTS = 3  # `Run.log_input`: tries when runs race to log the same new dataset
 

@@ -66,4 +66,7 @@ class StudySweeper(Sweeper):
             return None
         with tracked_sweep(self.config, study.study_name) as parent:
             study.set_user_attr(search.PARENT_ATTR, parent.run.run_id)
-            search.run(study, space, self.launcher, left, job_idx, self.n_jobs)
+            n = cfg.sweep.replicates
+            seeds = [cfg.seed + i for i in range(n)] if n > 1 else None
+            objective = cfg.sweep.select_by
+            search.run(study, space, self.launcher, left, job_idx, self.n_jobs, objective, seeds, parent.run.client)
