@@ -139,14 +139,20 @@ def test_a_storage_that_cannot_be_opened_is_one_line_before_any_run(store, stora
     assert runs(store)[1] == []
 
 
-def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_path):
-    search = [*(a for a in SEARCH if not a.startswith("hydra.sweeper.n_trials")), "hydra.sweeper.n_trials=6"]
+def _interrupted_in_second_job(search: list[str], store: str, tmp_path: Path) -> str:
+    """Start the search and press Ctrl-C while its second job fits (the first finished); returns what it said."""
     proc = start_run_py(*search, store=store, out=tmp_path / "h")
-    seen = read_until(proc, lambda seen: "[2/?]" in seen)  # the first trial finished, the second started
+    seen = read_until(proc, lambda seen: "[2/?]" in seen)  # the first job finished, the second started
     seen = read_until(proc, lambda seen: seen.rstrip().endswith("cluster …"), seen)  # and is fitting
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, seen + out
+    return seen + out
+
+
+def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_path):
+    search = [*(a for a in SEARCH if not a.startswith("hydra.sweeper.n_trials")), "hydra.sweeper.n_trials=6"]
+    seen = _interrupted_in_second_job(search, store, tmp_path)
     assert "[1/?]" in seen and "finished" in seen, seen
 
     res = run_py(*search, store=store, timeout=300)
@@ -339,12 +345,7 @@ def test_a_trial_is_n_replicates_valued_by_their_mean_and_resumes_per_replicate(
     second replicate fits, the rerun runs that trial again first: its finished replicate is skipped."""
     search = [*(a for a in SEARCH if not a.startswith("hydra.sweeper.n_trials")), "hydra.sweeper.n_trials=2"]
     search += ["sweep.replicates=3"]
-    proc = start_run_py(*search, store=store, out=tmp_path / "h")
-    seen = read_until(proc, lambda seen: "[2/?]" in seen)  # the first replicate finished, the second started
-    seen = read_until(proc, lambda seen: seen.rstrip().endswith("cluster …"), seen)  # and is fitting
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, seen + out
+    _interrupted_in_second_job(search, store, tmp_path)
     cut = _study(store).trials[0].params
 
     res = run_py(*search, store=store, timeout=300)
