@@ -314,7 +314,10 @@ def run(
             if len(ran) > 1:
                 trial.set_user_attr(REPLICATES_ATTR, ran)
             got = value(outcomes, objective, client)
-            study.tell(trial, got) if got is not None else study.tell(trial, state=TrialState.FAIL)
+            if got is None:
+                study.tell(trial, state=TrialState.FAIL)
+            else:
+                study.tell(trial, got)
         job_idx += len(jobs)
         left -= len(trials)
 
