@@ -141,10 +141,10 @@ def _fit_and_log(
     with watch("metrics"):
 
         def space(name: str) -> np.ndarray:  # the fitted train rows in a metric space
-            whole = Z_train if name == "embedding" else cache.common_space(cfg, data.sha256, prep.uri, X_width)
+            n_features = data.X_train.shape[1]
+            whole = Z_train if name == "embedding" else cache.common_space(cfg, data.sha256, prep.uri, n_features)
             return whole[idx]
 
-        X_width = data.X_train.shape[1]
         sizes = cfg.metrics.silhouette_sample_size, cfg.metrics.modularity_sample_size, cfg.seed
         y_fit = None if data.y_train is None else data.y_train[idx]
         m, skipped = metrics.score(y_fit, fit_clusters, data.y_test, test_clusters, space(cfg.metrics.space), *sizes)
