@@ -74,12 +74,17 @@ def job_overrides(config: DictConfig) -> list[list[str]]:
 def with_replicates(config: DictConfig, arguments: list[str]) -> list[str]:
     """The sweep's overrides, the seed swept over its replicates: `sweep.replicates=N` runs each configuration
     with seeds seed … seed+N-1 (`seed` as given on the command line, else the config's)."""
-    app = app_config(config)
-    n = int(app.sweep.get("replicates", 1))
-    if n == 1:
+    seeds = replicate_seeds(app_config(config))
+    if seeds is None:
         return list(arguments)
     kept = [o.input_line for o in _parser().parse_overrides(list(arguments)) if o.key_or_group != "seed"]
-    return [*kept, "seed=" + ",".join(str(app.seed + i) for i in range(n))]
+    return [*kept, "seed=" + ",".join(map(str, seeds))]
+
+
+def replicate_seeds(app: DictConfig) -> list[int] | None:
+    """The seeds of each configuration's replicates, seed … seed+N-1 (`sweep.replicates=N`); None for one run."""
+    n = int(app.sweep.get("replicates", 1))
+    return [int(app.seed) + i for i in range(n)] if n > 1 else None
 
 
 def _parser() -> OverridesParser:

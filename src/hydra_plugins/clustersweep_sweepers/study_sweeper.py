@@ -45,7 +45,7 @@ class StudySweeper(Sweeper):
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
         from clustersweep.app import search
-        from clustersweep.app.sweep import app_config, tracked_sweep
+        from clustersweep.app.sweep import app_config, replicate_seeds, tracked_sweep
         from clustersweep.data.dataset import load
         from clustersweep.tracking.redact import redact
         from clustersweep.tracking.store import tracking_uri
@@ -66,7 +66,5 @@ class StudySweeper(Sweeper):
             return None
         with tracked_sweep(self.config, study.study_name) as parent:
             study.set_user_attr(search.PARENT_ATTR, parent.run.run_id)
-            n = cfg.sweep.replicates
-            seeds = [cfg.seed + i for i in range(n)] if n > 1 else None
-            objective = cfg.sweep.select_by
+            seeds, objective = replicate_seeds(cfg), cfg.sweep.select_by
             search.run(study, space, self.launcher, left, job_idx, self.n_jobs, objective, seeds, parent.run.client)
