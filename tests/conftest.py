@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import gc
+import io
 import ipaddress
 import os
+import runpy
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import traceback
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
+
+# Idle BLAS and OpenMP threads sleep at once instead of spinning for work (OpenBLAS spins ~0.1 s after each call).
+# The suite runs two workers on two cores, and every fit on compute.threads=2 threads: spinning threads took the
+# cores from the other worker's work (a third of the suite's time). It changes no number: the thread counts stay.
+# Set before numpy is first imported, here and in every process the tests start.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny sizes for the synthetic data; a key is set only where the chosen config has it.
@@ -95,10 +108,62 @@ def run_py(
     timeout: int = 300,
     out: Path | None = None,
     env: dict[str, str] | None = None,
+    process: bool = False,
 ) -> subprocess.CompletedProcess:
-    """`python run.py …` in a subprocess against `store`, to its end."""
+    """`python run.py …` against `store`, to its end, as a CompletedProcess: in this process by default (run.py's
+    own `__main__`, with its argv, environment, working folder, stdout, stderr and exit code as a process would
+    have them: no interpreter start-up and imports per call), in a subprocess given `process=True` — for what
+    crosses the process boundary: launchers' worker processes, output a subprocess of its own prints, a
+    process's own end."""
     cmd, env = _run_py(args, store, out, env)
-    return subprocess.run(cmd, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    if process:
+        return subprocess.run(cmd, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    return in_process(cmd, env, cwd or ROOT)
+
+
+def in_process(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run `cmd` (`python script args…`) as `python` would, in this process; the process-wide state it may change
+    (environment, argv, working folder, warnings, the garbage collector's frozen set) is restored after."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved = dict(os.environ), sys.argv, os.getcwd()
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = cmd[1:]
+    os.chdir(cwd)
+    code: int = 0
+    try:
+        with redirect_stdout(stdout), redirect_stderr(stderr), warnings.catch_warnings():
+            # warnings are printed as Python prints them, not collected by pytest
+            warnings.resetwarnings()
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)
+            warnings.showwarning = _print_warning
+            try:
+                runpy.run_path(cmd[1], run_name="__main__")
+            except SystemExit as e:
+                code = _exit_code(e.code, stderr)
+            except Exception:  # an uncaught exception: its traceback and exit 1, as `python` does
+                traceback.print_exc(file=stderr)
+                code = 1
+    finally:
+        gc.unfreeze()  # run.py freezes everything it imported: unfrozen, the test process can collect it again
+        os.environ.clear()
+        os.environ.update(saved[0])
+        sys.argv = saved[1]
+        os.chdir(saved[2])
+    return subprocess.CompletedProcess(cmd, code, stdout.getvalue(), stderr.getvalue())
+
+
+def _exit_code(code: object, stderr: io.StringIO) -> int:
+    """The exit status `sys.exit(code)` gives a process."""
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=stderr)
+    return 1
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def start_run_py(*args: str, store: str, out: Path | None = None, new_session: bool = False) -> subprocess.Popen:

@@ -69,7 +69,9 @@ def test_ray_launcher_gives_the_basic_launchers_metrics_and_reuses_its_cache(ray
     address, token_env = ray_cluster
     assert loopback_only(int(address.rsplit(":", 1)[1]))  # Ray's GCS, bound to 127.0.0.1 only
     cache = f"cache.dir={tmp_path / 'cache'}"  # a path every worker reaches (on a real cluster: a shared one)
-    basic = run_py("-m", *GRID, cache, store=store)
+    # A process of its own, as the Ray workers are: joblib.Memory writes a cache folder's record of the function
+    # only in the first process that uses it (this one may have used the function with another folder before).
+    basic = run_py("-m", *GRID, cache, store=store, process=True)
     assert basic.returncode == 0, basic.stdout + basic.stderr
     res = run_py(
         "-m",
@@ -81,6 +83,7 @@ def test_ray_launcher_gives_the_basic_launchers_metrics_and_reuses_its_cache(ray
         store=store,
         env=token_env,
         timeout=600,
+        process=True,  # Ray's driver in a process of its own, as a user runs it
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "2 finished, 0 failed" in res.stdout
@@ -121,6 +124,7 @@ def test_a_search_runs_its_batches_of_trials_at_once_as_ray_tasks(ray_cluster, s
         store=store,
         env=token_env,
         timeout=600,
+        process=True,  # Ray's driver in a process of its own, as a user runs it
     )
     assert res.returncode == 0, res.stdout + res.stderr
     client, parents, children = sweep_runs(store)

@@ -288,7 +288,7 @@ def test_parallel_trials_under_joblib_resume_to_exactly_the_budget_of_distinct_c
     seen = read_until(proc, lambda seen: seen.count("finished in") >= 2 and "[3/?]" in seen)  # the 2nd batch runs
     os.killpg(proc.pid, signal.SIGINT)
     proc.communicate(timeout=120)
-    res = run_py(*args, store=store, timeout=600)
+    res = run_py(*args, store=store, timeout=600, process=True)  # joblib's workers
     assert res.returncode == 0, seen + res.stdout + res.stderr
     assert "cut off by an interruption" in res.stdout, res.stdout
     study = _study(store)

@@ -49,6 +49,7 @@ def test_a_joblib_sweep_logs_runs_metrics_and_artifacts_to_the_server_and_no_sec
         store=uri,
         out=tmp_path / "hydra",
         env={"MLFLOW_TRACKING_TOKEN": token},
+        process=True,  # joblib's workers
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "4 finished, 0 failed" in res.stdout

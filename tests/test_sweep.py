@@ -59,7 +59,7 @@ def test_grid_sweep_makes_a_parent_with_named_children_and_a_summary(store):
 
 
 def test_a_failing_job_does_not_stop_the_sweep(store):
-    res = run_py("-m", "dataset=synthetic", "reducer.k=4", "clusterer.K=3,700,4", store=store)
+    res = run_py("-m", "dataset=synthetic", "reducer.k=4", "clusterer.K=3,700,4", store=store, process=True)  # exit 1
     assert res.returncode == 1
     _, (parent,), children = sweep_runs(store)
     status = {c.info.run_name: c.info.status for c in children}
@@ -111,7 +111,7 @@ def test_the_launcher_changes_no_metric(store):
     again = ["clusterer.K=4,5", "sweep.rerun_finished=true"]
     basic = run_py("-m", *args, *again, store=store)
     assert basic.returncode == 0, basic.stdout + basic.stderr
-    joblib = run_py("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *args, *again, store=store)
+    joblib = run_py("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *args, *again, store=store, process=True)
     assert joblib.returncode == 0, joblib.stdout + joblib.stderr
     assert "locked" not in joblib.stdout + joblib.stderr
     _, parents, children = sweep_runs(store)
@@ -136,7 +136,7 @@ def test_second_sweep_hits_the_reducer_cache(store):
 
 
 def test_a_key_missing_from_one_choice_is_refused_before_any_job(store):
-    res = run_py("-m", "dataset=synthetic", "clusterer=kmeans,dbscan", "clusterer.K=3,4", store=store)
+    res = run_py("-m", "dataset=synthetic", "clusterer=kmeans,dbscan", "clusterer.K=3,4", store=store, process=True)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "clusterer.K" in lines[0] and "run one sweep per choice" in lines[0]
