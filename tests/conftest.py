@@ -116,19 +116,35 @@ def run_py(
     crosses the process boundary: launchers' worker processes, output a subprocess of its own prints, a
     process's own end."""
     cmd, env = _run_py(args, store, out, env)
+    return python(*cmd[1:], cwd=cwd, timeout=timeout, env=env, process=process)
+
+
+def python(
+    *argv: str,
+    cwd: Path | None = None,
+    timeout: int = 300,
+    env: dict[str, str] | None = None,
+    process: bool = False,
+) -> subprocess.CompletedProcess:
+    """`python SCRIPT args…` or `python -m MODULE args…` (in ROOT, with `env` as the whole environment, by default
+    this one's), to its end: in this process by default, in a subprocess given `process=True`."""
+    cwd, env = cwd or ROOT, dict(os.environ if env is None else env)
     if process:
-        return subprocess.run(cmd, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=env)
-    return in_process(cmd, env, cwd or ROOT)
+        cmd = [sys.executable, *argv]
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return in_process(list(argv), env, cwd)
 
 
-def in_process(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run `cmd` (`python script args…`) as `python` would, in this process; the process-wide state it may change
-    (environment, argv, working folder, warnings, the garbage collector's frozen set) is restored after."""
+def in_process(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run `python *argv` as `python` would, in this process: its `__main__`, argv, environment, working folder,
+    stdout, stderr and exit status. The process-wide state it may change (environment, argv, working folder,
+    warnings, the garbage collector's frozen set) is restored after."""
     stdout, stderr = io.StringIO(), io.StringIO()
     saved = dict(os.environ), sys.argv, os.getcwd()
     os.environ.clear()
     os.environ.update(env)
-    sys.argv = cmd[1:]
+    module = argv[1] if argv[0] == "-m" else None
+    sys.argv = [module or argv[0], *argv[2 if module else 1 :]]  # runpy sets argv[0] to a module's file
     os.chdir(cwd)
     code: int = 0
     try:
@@ -139,7 +155,10 @@ def in_process(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.Com
                 warnings.simplefilter("ignore", category)
             warnings.showwarning = _print_warning
             try:
-                runpy.run_path(cmd[1], run_name="__main__")
+                if module:
+                    runpy.run_module(module, run_name="__main__", alter_sys=True)
+                else:
+                    runpy.run_path(argv[0], run_name="__main__")
             except SystemExit as e:
                 code = _exit_code(e.code, stderr)
             except Exception:  # an uncaught exception: its traceback and exit 1, as `python` does
@@ -151,7 +170,7 @@ def in_process(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.Com
         os.environ.update(saved[0])
         sys.argv = saved[1]
         os.chdir(saved[2])
-    return subprocess.CompletedProcess(cmd, code, stdout.getvalue(), stderr.getvalue())
+    return subprocess.CompletedProcess([sys.executable, *argv], code, stdout.getvalue(), stderr.getvalue())
 
 
 def _exit_code(code: object, stderr: io.StringIO) -> int:

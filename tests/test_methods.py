@@ -80,10 +80,7 @@ def test_a_umap_chain_runs_is_cached_and_skips_reconstruction(make_cfg, store, r
 
 
 def test_leaderboard_lists_each_familys_best_by_the_label_free_metric(make_cfg, store, tmp_path):
-    import subprocess
-    import sys
-
-    from conftest import ROOT, run_py, runs
+    from conftest import python, run_py, runs
 
     k3, k4 = (run(make_cfg(f"clusterer.K={k}", "plots.enabled=false")) for k in (3, 4))
     args = ["dataset=synthetic", "reducer.k=8", "clusterer=gmm", "clusterer.K=4", "plots.enabled=false"]
@@ -91,10 +88,8 @@ def test_leaderboard_lists_each_familys_best_by_the_label_free_metric(make_cfg, 
     (gmm,) = [r for r in runs(store)[1] if "gmm" in r.info.run_name]
     readme = tmp_path / "results.md"
     readme.write_text("# x\n<!-- leaderboard:begin -->\nold\n<!-- leaderboard:end -->\ntail\n")
-    cmd = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--experiment", "synthetic", "--leaderboard"]
-    res = subprocess.run(
-        [*cmd, "--tracking-uri", store, "--out", str(tmp_path), "--into", str(readme)], capture_output=True, text=True
-    )
+    cmd = ["scripts/compare.py", "--experiment", "synthetic", "--leaderboard"]
+    res = python(*cmd, "--tracking-uri", store, "--out", str(tmp_path), "--into", str(readme))
     assert res.returncode == 0, res.stderr
     rows = [line for line in (tmp_path / "leaderboard.md").read_text().splitlines() if line.startswith("| pca")]
     assert len(rows) == 2
@@ -108,11 +103,9 @@ def test_leaderboard_lists_each_familys_best_by_the_label_free_metric(make_cfg, 
     assert cells[-1] == f"`python run.py {' '.join(args)} tracking.uri={store}`"  # a command, not a run id
     text = readme.read_text()
     assert "old" not in text and by_family["pca → gmm"] in text and text.endswith("tail\n")
-    bad = subprocess.run([*cmd, "--metric", "nmi", "--tracking-uri", store], capture_output=True, text=True)
+    bad = python(*cmd, "--metric", "nmi", "--tracking-uri", store)
     assert bad.returncode == 2 and "cannot pick a leaderboard" in bad.stderr
-    judged = subprocess.run(
-        [*cmd[:-1], "--criteria", "--tracking-uri", store, "--out", str(tmp_path)], capture_output=True, text=True
-    )
+    judged = python(*cmd[:-1], "--criteria", "--tracking-uri", store, "--out", str(tmp_path))
     assert judged.returncode == 0, judged.stderr
     rows = [line for line in (tmp_path / "criteria.md").read_text().splitlines() if line.startswith("| ")][1:]
     assert sorted(row.split(" | ")[0].strip("| ") for row in rows) == sorted(metrics.LABEL_FREE)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_py, runs
+from conftest import python, run_py, runs
 
 from clustersweep.data.dataset import load
 from clustersweep.tasks import cluster
@@ -72,15 +72,13 @@ def test_a_sweep_registers_its_best_and_predict_assigns_new_data(store, tmp_path
     assert version.tags["sweep.selected_by"] == "silhouette"
     X = np.random.default_rng(0).random((7, 784), dtype=np.float32)
     np.save(tmp_path / "new.npy", X)
-    cmd = [sys.executable, "-m", "clustersweep.predict", "models:/fmnist-best/latest", str(tmp_path / "new.npy")]
-    done = subprocess.run(
-        [*cmd, "--out", str(tmp_path / "c.csv"), "--tracking-uri", store], capture_output=True, text=True
-    )
+    cmd = ["-m", "clustersweep.predict", "models:/fmnist-best/latest", str(tmp_path / "new.npy")]
+    done = python(*cmd, "--out", str(tmp_path / "c.csv"), "--tracking-uri", store)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(tmp_path / "c.csv")
     assert list(table.columns) == ["row", "cluster"] and len(table) == 7 and table.cluster.between(0, 3).all()
     np.save(tmp_path / "wide.npy", np.zeros((2, 785), np.float32))
     cmd[-1] = str(tmp_path / "wide.npy")
-    bad = subprocess.run([*cmd, "--tracking-uri", store], capture_output=True, text=True)
+    bad = python(*cmd, "--tracking-uri", store)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
     assert "has 785 values per row but models:/fmnist-best/latest takes 784 (images of 28x28)" in bad.stderr

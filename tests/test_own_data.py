@@ -4,14 +4,12 @@ sweeps and a search, on data the tests write; and every bad input refused in one
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_py, runs
+from conftest import python, run_py, runs
 from PIL import Image
 from sklearn.datasets import make_blobs
 
@@ -92,8 +90,8 @@ def test_a_folder_of_images_runs_and_sweeps_with_colour_plots(make_cfg, store, f
     assert client.get_run(res.run_id).outputs.model_outputs
     # The model assigns a folder of images, by file (resized and converted as the run's images were).
     out = files["images"].parent / "clusters.csv"
-    cmd = [sys.executable, "-m", "clustersweep.predict", f"runs:/{res.run_id}/model", str(files["images"])]
-    done = subprocess.run([*cmd, "--out", str(out), "--tracking-uri", store], capture_output=True, text=True)
+    cmd = ["-m", "clustersweep.predict", f"runs:/{res.run_id}/model", str(files["images"])]
+    done = python(*cmd, "--out", str(out), "--tracking-uri", store)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(out)
     assert list(table.columns) == ["file", "cluster"] and len(table) == 500 and table.file[0] == "class_a/000.png"

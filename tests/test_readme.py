@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import sys
 
 import pytest
-from conftest import ROOT, run_py, runs
+from conftest import ROOT, python, run_py, runs
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -142,5 +141,5 @@ def test_the_quick_readme_commands_run_on_tiny_data(store, tmp_path):
     for c in cmds:
         if c[:2] == ["python", "scripts/compare.py"] and not elsewhere(c):
             extra = ["--tracking-uri", store, "--out", str(tmp_path / "report")]
-            res = subprocess.run([sys.executable, *c[1:], *extra], cwd=ROOT, capture_output=True, text=True)
+            res = python(*c[1:], *extra)
             assert res.returncode == 0, f"{' '.join(c)}\n{res.stdout[-2000:]}\n{res.stderr}"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_py, runs
+from conftest import python, run_py, runs
 
 TINY_ARGS = [
     "dataset=synthetic",
@@ -170,8 +169,7 @@ def test_reproduce_round_trip_and_a_run_from_another_machine(store):
     client, (r,) = runs(store)
 
     def reproduce() -> subprocess.CompletedProcess:
-        cmd = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), r.info.run_id, "--tracking-uri", store]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        return python("scripts/reproduce.py", r.info.run_id, "--tracking-uri", store)
 
     res = reproduce()
     assert res.returncode == 0, res.stdout + res.stderr

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_py, runs, start_run_py
+from conftest import ROOT, python, run_py, runs, start_run_py
 
 TINY_ARGS = ["dataset=synthetic", "reducer.k=4", "clusterer.n_init=2", "metrics.silhouette_sample_size=200"]
 
@@ -161,8 +161,7 @@ def test_the_readers_of_a_store_say_what_is_wrong_with_it_in_one_line(tmp_path, 
     db = tmp_path / "mlflow.db"
     if fault == "not a database":
         db.write_bytes(b"these are not the bytes of a database\n" * 200)
-    cmd = [sys.executable, *command, "--tracking-uri", f"sqlite:///{db}"]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    res = python(*command, "--tracking-uri", f"sqlite:///{db}")
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1, res.stdout + res.stderr
     said = "does not exist: nothing was logged there" if fault == "missing" else "is not an MLflow store"
