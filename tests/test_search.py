@@ -283,7 +283,7 @@ def test_rerunning_a_complete_search_says_its_result_and_leaves_its_parent_alone
 
 def test_parallel_trials_under_joblib_resume_to_exactly_the_budget_of_distinct_configurations(store, tmp_path):
     args = [a for a in SEARCH if not a.startswith("hydra.sweeper.n_trials")]
-    args += ["hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    args += ["hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     proc = start_run_py(*args, store=store, out=tmp_path / "h", new_session=True)
     seen = read_until(proc, lambda seen: seen.count("finished in") >= 2 and "[3/?]" in seen)  # the 2nd batch runs
     os.killpg(proc.pid, signal.SIGINT)
@@ -293,7 +293,7 @@ def test_parallel_trials_under_joblib_resume_to_exactly_the_budget_of_distinct_c
     assert "cut off by an interruption" in res.stdout, res.stdout
     study = _study(store)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(done) == 6 and len({tuple(sorted(t.params.items())) for t in done}) == 6
+    assert len(done) == 4 and len({tuple(sorted(t.params.items())) for t in done}) == 4
     _, found = runs(store)
     parents = [r for r in found if "sweep.study" in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"

@@ -17,22 +17,22 @@ from conftest import ROOT, python, run_py, runs, start_run_py
 TINY_ARGS = ["dataset=synthetic", "reducer.k=4", "clusterer.n_init=2", "metrics.silhouette_sample_size=200"]
 
 
-def test_eight_single_runs_and_two_sweeps_into_one_fresh_store_each_finish_once(tmp_path):
-    store = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"  # no file, no folder: the processes race to make it
-    singles = [[f"clusterer.K={k}"] for k in range(2, 10)]
+def test_four_single_runs_and_two_sweeps_into_one_fresh_store_each_finish_once(tmp_path):
+    store = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"  # no file, no folder: six processes race to make it
+    singles = [[f"clusterer.K={k}"] for k in range(2, 6)]
     sweeps = [["-m", "reducer=svd", "clusterer.K=2,3"], ["-m", "reducer=svd", "clusterer.K=4,5"]]
     procs = [
         start_run_py(*args, *TINY_ARGS, store=store, out=tmp_path / f"hydra{i}")
         for i, args in enumerate([*singles, *sweeps])
     ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0] * 10, "\n".join(outputs)
+    assert [p.returncode for p in procs] == [0] * 6, "\n".join(outputs)
     _, found = runs(store)
     names = Counter(r.info.run_name for r in found if "sweep.overrides" not in r.data.tags)
-    expected = [f"pca-k4-kmeans-K{k}" for k in range(2, 10)] + [f"svd-k4-kmeans-K{k}" for k in range(2, 6)]
+    expected = [f"pca-k4-kmeans-K{k}" for k in range(2, 6)] + [f"svd-k4-kmeans-K{k}" for k in range(2, 6)]
     assert sorted(names) == sorted(n + "-n_init2-metrics.silhouette_sample_size200" for n in expected)
     assert set(names.values()) == {1}
-    assert {r.info.status for r in found} == {"FINISHED"} and len(found) == 14  # 12 runs and 2 parents
+    assert {r.info.status for r in found} == {"FINISHED"} and len(found) == 10  # 8 runs and 2 parents
     _, assets = runs(store, "clustersweep-assets")  # the plots' one copy of plotly.js: at least one, all usable
     assert assets and {r.info.status for r in assets} == {"FINISHED"}
 
