@@ -208,12 +208,14 @@ def read_until(proc: subprocess.Popen, done, seen: str = "", timeout: float = 18
 
 
 def runs(store: str, experiment: str = "synthetic") -> tuple:
-    """(client, every run of the experiment; [] when it does not exist)."""
+    """(client, every run of the experiment, deleted ones too; [] when it does not exist)."""
+    from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(store)
     exp = client.get_experiment_by_name(experiment)
-    return client, ([] if exp is None else client.search_runs([exp.experiment_id], max_results=1000))
+    found = [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000, run_view_type=ViewType.ALL)
+    return client, found
 
 
 def free_port() -> int:

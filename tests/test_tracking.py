@@ -106,3 +106,35 @@ def test_a_dataset_another_run_logs_at_the_same_moment_is_linked_on_the_next_try
     run.finish()
     (logged,) = run.client.get_run(run.run_id).inputs.dataset_inputs
     assert len(calls) == 2 and logged.dataset.name == "synthetic"
+
+
+def test_experiments_open_in_the_uis_model_training_view(store):
+    """MLflow 3's UI opens an experiment without `mlflow.experimentKind` in its GenAI view: the project's own get
+    it when made, an earlier one on first use; a kind set otherwise is kept."""
+    from mlflow.tracking import MlflowClient
+
+    from clustersweep.tracking.store import KIND, KIND_TAG, experiment_id
+
+    client = MlflowClient(store)
+    made = client.get_experiment(experiment_id(store, "made-here"))
+    older = client.create_experiment("made-before")  # as an earlier version made it: no kind
+    chosen = client.create_experiment("chosen", tags={KIND_TAG: "genai_development"})
+    assert made.tags[KIND_TAG] == KIND and KIND_TAG not in client.get_experiment(older).tags
+    assert experiment_id(store, "made-before") == older and experiment_id(store, "chosen") == chosen
+    assert client.get_experiment(older).tags[KIND_TAG] == KIND
+    assert client.get_experiment(chosen).tags[KIND_TAG] == "genai_development"
+
+
+def test_a_subsample_is_a_dataset_of_its_own_and_all_of_train_keeps_the_datas_digest(make_cfg, store):
+    """The runs table's Dataset column shows the rows a run fitted on: MLflow keeps one dataset per name and digest,
+    so a subsample named and hashed as the full data would show the full data's shape."""
+    from clustersweep.tasks.cluster import run
+
+    quiet = ["plots.enabled=false", "model.log=false"]
+    whole, part = run(make_cfg(*quiet)), run(make_cfg("dataset.n_train=300", *quiet))
+    client, _ = runs(store)
+    (full,), (sub,) = (client.get_run(r.run_id).inputs.dataset_inputs for r in (whole, part))
+    sha = client.get_run(whole.run_id).data.tags["data.sha256"]
+    assert full.dataset.name == "synthetic" and full.dataset.digest == sha[:36]
+    assert sub.dataset.name == "synthetic (n_train=300, seed=42)" and sub.dataset.digest != full.dataset.digest
+    assert '"features_shape": [300, 784]' in sub.dataset.profile and "[600, 784]" in full.dataset.profile

@@ -3,8 +3,8 @@
 - The sweepers (`hydra_plugins.clustersweep_sweepers`: the grid of `-m`, and a search's study) check the sweep's
   settings when they are set up (`check_settings`) and run it inside `tracked_sweep`, which opens the parent and
   always closes it: FINISHED, or FAILED when a job failed (then `JobsFailed`: exit 1), KILLED on Ctrl-C, FAILED
-  on a crash. A sweep stopped before any job ran (a job's config did not compose) leaves no run: its parent is
-  deleted.
+  on a crash. Every job of a grid is composed before the parent exists (`check_jobs`): one that does not compose
+  is one line and no run. A sweep stopped before any job ran leaves no run: its parent is closed, then deleted.
 - The parent, the job count and the sweep's start reach the jobs through environment variables, which launcher
   processes (joblib) inherit and Ray workers get through Ray's runtime_env.
 - Runs left RUNNING by a dead process are marked KILLED when any run starts (`runs.reap_orphans`).
@@ -264,7 +264,8 @@ class Parent:
         print(f"sweep: registered {top.run_name} as models:/{self.register_best}/{version}", flush=True)
 
     def abort(self, status: str) -> None:
-        """Close after Ctrl-C (KILLED) or a crash (FAILED); a parent with no job run yet is deleted. Never raises."""
+        """Close after Ctrl-C (KILLED) or a crash (FAILED); a parent with no job run yet is closed so, then deleted.
+        Never raises."""
         try:
             client, run_id = self.run.client, self.run.run_id
             parent = client.get_run(run_id)
@@ -272,6 +273,7 @@ class Parent:
                 [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'", max_results=1
             )
             if not children and not any(k.startswith("skipped.") for k in parent.data.tags):
+                self.run.finish(status)  # not left RUNNING in the experiment's deleted runs
                 client.delete_run(run_id)
                 return
             self.close(status)
@@ -285,12 +287,30 @@ class Parent:
         return [p.read_text().strip() for p in sorted(notes, key=lambda p: p.stat().st_mtime)]
 
 
+def check_jobs(config: DictConfig, jobs: list[list[str]]) -> None:
+    """Every job's config composes (Hydra's own check of a batch, done once for the whole grid, before its parent
+    run exists); else a ConfigError, one line."""
+    loader = GlobalHydra.instance().config_loader()
+    try:
+        for job in jobs:
+            loader.load_sweep_config(master_config=config, sweep_overrides=list(job))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"{one_line(e)} — {ACROSS_CHOICES}") from None
+
+
+ACROSS_CHOICES = (
+    "in a sweep, a key that only some choices have cannot be swept across them: run one sweep per choice (README, "
+    "Sweeps and searches)"
+)
+
+
 @contextmanager
 def tracked_sweep(config: DictConfig, study: str | None = None) -> Iterator[Parent]:
     """Open the sweep's parent run (a search's: that of its `study`, reopened when it has one), run the sweep, and
     close the parent however it ends (the sweepers have checked the sweep's settings in their setup:
-    `check_settings`)."""
+    `check_settings`; a grid's jobs are composed first: `check_jobs`)."""
     jobs = job_overrides(config)
+    check_jobs(config, jobs)
     with store_errors(tracking_uri(app_config(config))):
         parent = Parent.open(config, len(jobs) or None, study)
     try:
@@ -300,10 +320,7 @@ def tracked_sweep(config: DictConfig, study: str | None = None) -> Iterator[Pare
         raise
     except (HydraException, OmegaConfBaseException) as e:  # a job's config did not compose
         parent.abort("FAILED")
-        raise ConfigError(
-            f"{one_line(e)} — in a sweep, a key that only some choices have cannot be swept across "
-            "them: run one sweep per choice (README, Sweeps and searches)"
-        ) from None
+        raise ConfigError(f"{one_line(e)} — {ACROSS_CHOICES}") from None
     except BaseException:
         parent.abort("FAILED")
         raise

@@ -6,6 +6,7 @@ cached per process; each run takes its own subsample of them.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -44,10 +45,19 @@ class Dataset:
     sha256: str  # identifies the full data (before subsampling): every source and every setting that shapes it
     name: str = ""
     source: str = ""  # where it was read from, for the run's dataset input
+    subsample: str = ""  # "n_train=…, seed=…" when train is a subsample of the full train, else ""
 
     @property
     def has_labels(self) -> bool:
         return self.y_train is not None
+
+    def train_input(self) -> tuple[str, str]:
+        """(name, digest) of the rows a run fits on, its dataset input: the data's own for all of train; a
+        subsample is a dataset of its own, named and hashed by its size and seed (which fix its rows)."""
+        if not self.subsample:
+            return self.name, self.sha256
+        digest = hashlib.sha256(f"{self.sha256} {self.subsample}".encode()).hexdigest()
+        return f"{self.name} ({self.subsample})", digest
 
 
 def build_loader(cfg: DictConfig | dict) -> Any:
@@ -72,9 +82,9 @@ def load(cfg: DictConfig, seed: int) -> Dataset:
     X_train, y_train = _subsample(full.X_train, full.y_train, spec.get("n_train"), seed, "dataset.n_train")
     X_test, y_test = _subsample(full.X_test, full.y_test, spec.get("n_test"), seed, "dataset.n_test")
     source = str(spec.get("path") or spec.get("_target_", ""))
-    return Dataset(
-        X_train, y_train, X_test, y_test, full.class_names, full.image_shape, full.sha256, spec["name"], source
-    )
+    subsample = f"n_train={len(X_train)}, seed={seed}" if len(X_train) < len(full.X_train) else ""
+    shape, names = full.image_shape, full.class_names
+    return Dataset(X_train, y_train, X_test, y_test, names, shape, full.sha256, spec["name"], source, subsample)
 
 
 @functools.lru_cache(maxsize=2)

@@ -126,7 +126,7 @@ def _fit_and_log(
     """Fit, score, draw and log; returns (metrics, {metric: why it was left out}, the report's markdown, why the
     clustering is degenerate or None, the costs to log with the times: the model's size)."""
     cfg, data, clusterer, watch = prep.cfg, prep.data, prep.clusterer, prep.watch
-    run.log_input(data.name, data.sha256, data.source, data.X_train, data.y_train)
+    run.log_input(*data.train_input(), data.source, data.X_train, data.y_train)
     with watch("reduce"):
         reducer, Z_train, Z_test, mse, hit = cache.fit_reducer(cfg, data.sha256, prep.uri)
         has_spectrum = reduce.explained_variance(reducer) is not None

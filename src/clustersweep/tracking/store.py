@@ -30,6 +30,9 @@ PROBE_TIMEOUT_S = 5.0
 LOCK_TIMEOUT_S = 60.0  # how long a run waits for a SQLite store another process holds locked (tracking.lock_timeout)
 ALEMBIC = "alembic_version"  # the table where an MLflow database keeps its schema's revision
 MOVE = "point tracking.uri at another store"
+# MLflow 3's UI opens an experiment in the view this tag names; without it, its GenAI view (traces, evaluations).
+# Experiments the project creates or uses get "Model training": the runs table, their metrics, models and datasets.
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 # MLflow's settings as clustersweep wants them unless the environment says otherwise: runs stay on this machine;
 # no progress bars for small report downloads; and a sweep against a server that went away fails its jobs in
 # seconds and says so, where MLflow's default retries an HTTP call for ~4 minutes (rate-limited SaaS backends).
@@ -142,16 +145,19 @@ def _experiment_id(uri: str, name: str, lock_timeout: float) -> str:
 
 
 def _get_or_create(client: MlflowClient, uri: str, name: str) -> str:
+    """The experiment's id, made if new; either way it opens in the UI's Model training view (`KIND_TAG`), unless
+    its kind was set otherwise."""
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_root(uri))
-    except MlflowException:  # a server: another client created it first
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if exp is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_root(uri), tags={KIND_TAG: KIND})
+        except MlflowException:  # a server: another client created it first
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if KIND_TAG not in exp.tags:  # made by an earlier version, or by another tool
+        client.set_experiment_tag(exp.experiment_id, KIND_TAG, KIND)
+    return exp.experiment_id
 
 
 def reader(uri: str) -> MlflowClient:

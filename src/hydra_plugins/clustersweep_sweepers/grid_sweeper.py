@@ -20,6 +20,9 @@ class GridSweeper(BasicSweeper):
         check_settings(config)  # a sweep that would not do what it says is refused before any run
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        """Nothing: every job of the grid was composed before its parent run opened (`tracked_sweep`)."""
+
     def sweep(self, arguments: Sequence[str]) -> Any:
         from clustersweep.app.sweep import tracked_sweep, with_replicates
 
