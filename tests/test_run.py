@@ -104,7 +104,14 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
         (["clusterer=dbscan", "clusterer.eps=-1"], "clusterer.eps=-1 is not allowed"),
         (["clusterer=dbscan", "clusterer.min_samples=0"], "clusterer.min_samples=0"),
         (["dataset.n_train=-5"], "dataset.n_train=-5"),
-        (["reducer.kk=5"], "Could not override 'reducer.kk'"),
+        (["reducer.kk=5"], "reducer.kk=5 is not allowed: the chosen reducer has no key 'kk': a typo, or a key of"),
+        (["clusterer.eps=0.5"], "clusterer.eps=0.5 is not allowed: the chosen clusterer has no key 'eps'"),
+        (["dataset.test_size=0.3"], "dataset.test_size=0.3 is not allowed: the chosen dataset has no key 'test_size'"),
+        (["seeed=3"], "seeed=3 is not allowed: the config has no key 'seeed' (a typo?)"),
+        (
+            ["dataset=image_folder", "dataset.path=/tmp", "dataset.image_size=64"],
+            "dataset.image_size=64 is not allowed: expected [height, width], two integers > 0",
+        ),
         (
             ["reducer=pcaa"],
             "Could not find 'reducer/pcaa' Available options in 'reducer': none patches_umap pca pca_umap svd umap",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class ConfigError(ValueError):
     """A config value that cannot run."""
@@ -22,9 +24,32 @@ _NOISE = (
 )
 
 
+# Hydra's advice for a key the config lacks; wrong here, where every key a choice takes is in its YAML file.
+_APPEND = re.compile(r"Could not override '([^']+)'\.\s+To append to your config use \+(\S+)")
+
+
+def _missing_key(message: str) -> str | None:
+    """A key the chosen config lacks, in the project's words: a typo, or another choice's key."""
+    m = _APPEND.search(message)
+    if m is None:
+        return None
+    key, given = m[1], m[2]
+    group, _, leaf = key.rpartition(".")
+    why = (
+        f"the chosen {group} has no key {leaf!r}: a typo, or a key of another {group} choice, which needs that "
+        f"choice named first ({group}=<choice> {given})"
+        if group
+        else f"the config has no key {leaf!r} (a typo?)"
+    )
+    return f"{given} is not allowed: {why}; `python run.py --cfg job [overrides]` shows every key"
+
+
 def one_line(e: BaseException) -> str:
     """The message and its cause in one line, without Hydra's search-path and key-type details (secrets are the
     caller's to mask: `tracking.redact`)."""
+    missing = _missing_key(str(e))
+    if missing is not None:
+        return missing
     parts: list[str] = []
     for err in (e, e.__cause__):
         if err is None:

@@ -34,9 +34,15 @@ class ImageFolder:
         if mode not in ("auto", *MODES):
             raise DataError(f"dataset.mode={mode!r} is not allowed: expected auto, grey or rgb")
         if image_size is not None and (
-            len(image_size) != 2 or not all(isinstance(s, int) and s > 0 for s in image_size)
+            not isinstance(image_size, list | tuple)
+            or len(image_size) != 2
+            or not all(isinstance(s, int) and s > 0 for s in image_size)
         ):
-            raise DataError(f"dataset.image_size={list(image_size)!r} is not allowed: expected [height, width] > 0")
+            given = list(image_size) if isinstance(image_size, list | tuple) else image_size
+            raise DataError(
+                f"dataset.image_size={given!r} is not allowed: expected [height, width], two integers > 0 "
+                "(e.g. dataset.image_size=[64,64])"
+            )
         self.name, self.path, self.test_path, self.mode = name, path, test_path, mode
         self.image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
 
