@@ -32,6 +32,8 @@ from clustersweep.stages.metrics import CRITERIA, LABEL_FREE
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import PROJECT_ROOT, default_cfg, reader, tracking_uri
 
+WIDTH = 120  # the terminal table's characters per line; every column is in summary.csv
+
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -84,17 +86,9 @@ def main() -> int:
         return write_leaderboard(df, args, out)
     if args.criteria:
         return write_criteria(df, args, out)
-    with pd.option_context(
-        "display.width",
-        200,
-        "display.max_columns",
-        30,
-        "display.max_rows",
-        500,
-        "display.float_format",
-        "{:.4f}".format,
-    ):
-        print(tables.printable(df, args.metric).to_string())
+    with pd.option_context("display.float_format", "{:.4f}".format):
+        text, left_out = tables.fitted(tables.whole_numbers(tables.printable(df, args.metric)), WIDTH)
+    print(text + (f"\n({left_out} more columns, and every param, in summary.csv)" if left_out else ""))
     top = tables.best(df, args.metric)
     if top is not None:
         print(

@@ -7,8 +7,9 @@ import signal
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-from conftest import read_until, run_py, runs, start_run_py
+from conftest import python, read_until, run_py, runs, start_run_py
 
 from clustersweep.stages.metrics import is_cost
 
@@ -53,6 +54,13 @@ def test_grid_sweep_makes_a_parent_with_named_children_and_a_summary(store):
     csv = Path(client.download_artifacts(parent.info.run_id, "summary/summary.csv", str(Path(store[10:]).parent)))
     lines = csv.read_text().splitlines()
     assert len(lines) == 5 and "silhouette" in lines[0] and "reducer.k" in lines[0]
+    read = pd.read_csv(csv, dtype=str)
+    assert list(read.columns[:3]) == ["run_name", "status", "silhouette"]  # what a reader compares first
+    assert set(read.n_clusters) == {"3"} and set(read["reducer.k"]) == {"4", "8"}  # not 3.0
+    shown = python("scripts/compare.py", "--experiment", "synthetic", "--tracking-uri", store, "--out", str(csv.parent))
+    table = shown.stdout.split("\n\nbest by")[0].splitlines()
+    assert shown.returncode == 0 and max(map(len, table)) <= 120, shown.stdout
+    assert table[-1].endswith("more columns, and every param, in summary.csv)") and "…" in table[1]  # a long name
     assert parent.data.tags["best.selected_by"] == "silhouette"
     assert parent.data.tags["best.run_id"] in {c.info.run_id for c in children}
 

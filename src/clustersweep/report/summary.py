@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from clustersweep.report import markdown
 from clustersweep.report.figures import charts
 from clustersweep.report.figures.html import ServedPlotlyJs, write_html
-from clustersweep.report.tables import LABELLED, SHOWN_METRICS, Outcome, best, replicates, swept
+from clustersweep.report.tables import LABELLED, SHOWN_METRICS, Outcome, best, for_reading, replicates, swept
 from clustersweep.stages.metrics import lower_is_better
 from clustersweep.tracking.runs import Run
 
@@ -100,7 +100,7 @@ def write_report(
     """summary.csv + one HTML per figure into `out` (with a client, also the linear reducers compared)."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "summary.csv"]
-    df.to_csv(written[0], index=False)
+    for_reading(df).to_csv(written[0], index=False)
     figs = {**figures(df, select_by), **(reducer_comparisons(client, df) if client is not None else {})}
     for name, fig in figs.items():
         page = out / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', name)}.html"

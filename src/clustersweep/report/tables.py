@@ -298,6 +298,42 @@ def criteria(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("rank corr. with nmi", ascending=False).reset_index(drop=True) if rows else out
 
 
+def for_reading(df: pd.DataFrame) -> pd.DataFrame:
+    """The table as a file a person opens: run name, status and the metrics first (the shown ones in their order,
+    then the rest), then everything else; whole numbers as integers (`12`, not `12.0`)."""
+    params = set(df.attrs.get("params", []))
+    metrics = [c for c in df.columns if c not in params and c not in _ROW and pd.api.types.is_numeric_dtype(df[c])]
+    first = ["run_name", "status", *(m for m in SHOWN_METRICS if m in metrics)]
+    order = list(dict.fromkeys([*(c for c in first if c in df), *metrics, *df.columns]))
+    return whole_numbers(df[order])
+
+
+def whole_numbers(df: pd.DataFrame) -> pd.DataFrame:
+    """Numeric columns whose every value is a whole number, as integers (missing values stay missing)."""
+    out = df.copy()
+    for col in out.columns:
+        values = out[col].dropna()
+        if pd.api.types.is_float_dtype(out[col]) and len(values) and (values == values.round()).all():
+            if values.abs().max() < 2**53:
+                out[col] = out[col].astype("Int64")
+    return out
+
+
+def fitted(df: pd.DataFrame, width: int, name_width: int = 48) -> tuple[str, int]:
+    """`df` as text at most `width` characters wide: long run names shortened in the middle, then the columns that
+    fit, from the left; returns (text, how many columns were left out)."""
+    shown = df.copy()
+    if "run_name" in shown:
+        shown["run_name"] = [n if len(n) <= name_width else f"{n[: name_width - 21]}…{n[-20:]}" for n in shown.run_name]
+    cols = list(shown.columns)
+    while cols:
+        text = shown[cols].to_string(index=False)
+        if max(map(len, text.splitlines()), default=0) <= width or len(cols) == 1:
+            return text, len(shown.columns) - len(cols)
+        cols.pop()
+    return "", len(shown.columns)
+
+
 def printable(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
     """The columns a person compares: name, status, swept params, the shown metrics, why a run is degenerate;
     best first. A configuration's replicates are one row (`replicated`): the metrics' means, their count and sds."""
