@@ -3,13 +3,14 @@ logged, for a clusterer with `predict` and for those without (their test-set rul
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import python, run_py, runs
+from conftest import ROOT, python, run_py, runs
 
 from clustersweep.data.dataset import load
 from clustersweep.tasks import cluster
@@ -82,3 +83,19 @@ def test_a_sweep_registers_its_best_and_predict_assigns_new_data(store, tmp_path
     bad = python(*cmd, "--tracking-uri", store)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
     assert "has 785 values per row but models:/fmnist-best/latest takes 784 (images of 28x28)" in bad.stderr
+    # The README's Python lines, as written, in the checkout's place (the store is mlruns/mlflow.db there), in a
+    # new process as a user's; then the same rows as float64 and as float32 give the same clusters, and raw
+    # 0–255 pixels for a model fitted on 0–1 get one warning line.
+    snippet = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)[1]
+    check = """
+print(list(clusters))
+X = np.load("new.npy")
+print(list(model.predict(X.astype(np.float64))) == list(model.predict(X)) == list(clusters))
+model.predict((X * 255).astype(np.uint8))
+"""
+    done = python("-c", snippet + check, cwd=tmp_path, process=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = done.stdout.splitlines()
+    assert said[-1] == "True" and len(eval(said[-2])) == 7  # noqa: S307 - the list it printed
+    warned = done.stderr.strip().splitlines()
+    assert len(warned) == 1 and "far outside [" in warned[0] and "of the rows the model was fitted on" in warned[0]

@@ -187,12 +187,12 @@ def _fit_and_log(
     costs = {}
     if cfg.model.log:
         with watch("model"):
-            pipeline = model.assemble(reducer, predictor, cfg.compute.threads)
-            costs["size_model_bytes"] = _log_model(run, prep, pipeline, test_clusters)
+            pipeline = model.assemble(reducer, predictor, cfg.compute.threads, data.X_train)
+            costs["size_model_bytes"] = _log_model(run, prep, pipeline)
     return m, skipped, md, flawed, costs
 
 
-def _log_model(run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline, test_clusters: np.ndarray) -> int:
+def _log_model(run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline) -> int:
     """The fitted pipeline as the run's MLflow model, with what a later `predict` needs to read new data; returns
     its size in bytes."""
     data = prep.data
@@ -202,4 +202,4 @@ def _log_model(run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline, t
         "data.sha256": data.sha256,
         "run_name": run.name,
     }
-    return run.log_model(pipeline, data.X_test[:2], test_clusters[:2], metadata, model.requirements(pipeline))
+    return run.log_model(pipeline, data.X_test[:2], metadata, model.requirements(pipeline))

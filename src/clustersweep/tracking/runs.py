@@ -134,20 +134,16 @@ class Run:
             self.client.log_artifacts(self.run_id, tmp, path)
 
     def log_model(
-        self,
-        model: object,
-        example: np.ndarray,
-        outputs: np.ndarray,
-        metadata: Mapping[str, object],
-        requirements: list[str],
+        self, model: object, example: np.ndarray, metadata: Mapping[str, object], requirements: list[str]
     ) -> int:
         """A scikit-learn model as this run's MLflow model `model` — `runs:/<run id>/model`, the runs table's Models
-        column — pickled with cloudpickle, with the signature of `example` → `outputs` and `example` as its input
-        example; returns its size in bytes. Nothing predicts while it is logged (MLflow's check of the example
-        would, and reload the model to do so)."""
+        column — pickled with cloudpickle, with `example` as its input example; returns its size in bytes. No
+        signature: MLflow enforces a tensor signature's one dtype exactly (float64 rows refused by a float32
+        model), where the model casts the numbers a user has itself; its width is in `metadata`. Nothing predicts
+        while it is logged (MLflow's inference of a signature would, and reload the model to do so)."""
         import mlflow.sklearn
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
-        from mlflow.models import Model, infer_signature
+        from mlflow.models import Model
 
         experiment = self.experiment_id or self.client.get_run(self.run_id).info.experiment_id
         logged = self.client.create_logged_model(experiment, name="model", source_run_id=self.run_id)
@@ -167,7 +163,7 @@ class Run:
                     model,
                     Path(tmp) / "model",
                     mlflow_model=description,
-                    signature=infer_signature(example, outputs),
+                    signature=False,
                     input_example=example,
                     pip_requirements=requirements,
                     serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
