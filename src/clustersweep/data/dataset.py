@@ -46,6 +46,7 @@ class Dataset:
     name: str = ""
     source: str = ""  # where it was read from, for the run's dataset input
     subsample: str = ""  # "n_train=…, seed=…" when train is a subsample of the full train, else ""
+    value_range: tuple[float, float] | None = None  # (min, max) of the full train's values
 
     @property
     def has_labels(self) -> bool:
@@ -84,7 +85,9 @@ def load(cfg: DictConfig, seed: int) -> Dataset:
     source = str(spec.get("path") or spec.get("_target_", ""))
     subsample = f"n_train={len(X_train)}, seed={seed}" if len(X_train) < len(full.X_train) else ""
     shape, names = full.image_shape, full.class_names
-    return Dataset(X_train, y_train, X_test, y_test, names, shape, full.sha256, spec["name"], source, subsample)
+    return Dataset(
+        X_train, y_train, X_test, y_test, names, shape, full.sha256, spec["name"], source, subsample, full.value_range
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -98,7 +101,8 @@ def _prepared(spec_json: str) -> Full:
     shape = _image_shape(raw, spec.get("image_shape"))
     full = raw if raw.X_test is not None else _split(raw, spec.get("test_size", 0.2), spec.get("split_seed", 0))
     y_train, y_test, names = _labels(full, spec.get("class_names"))
-    return Full(*read_only(full.X_train, y_train, full.X_test, y_test), shape, full.sha256, names)
+    value_range = (float(full.X_train.min()), float(full.X_train.max())) if full.X_train.size else None
+    return Full(*read_only(full.X_train, y_train, full.X_test, y_test), shape, full.sha256, names, None, value_range)
 
 
 def check_finite(X: np.ndarray, what: str) -> None:

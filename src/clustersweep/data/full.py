@@ -26,6 +26,7 @@ class Full(NamedTuple):
     sha256: str
     class_names: list[str] | None = None
     row_names: list[str] | None = None  # what each train row is (an image's file), where the loader knows
+    value_range: tuple[float, float] | None = None  # (min, max) of X_train's values, once checked (`dataset`)
 
 
 def in_memory(

@@ -50,12 +50,14 @@ def out_of_range(X: np.ndarray, fitted: tuple[float, float] | None) -> str | Non
     )
 
 
-def assemble(reducer: object, predictor: object, threads: int, fitted_on: np.ndarray) -> ClusterPipeline:
+def assemble(
+    reducer: object, predictor: object, threads: int, input_range: tuple[float, float] | None
+) -> ClusterPipeline:
     """The reducer (a Pipeline's steps, or one step) followed by the fitted predictor, as one fitted pipeline that
-    knows the range of the rows it was fitted on (`fitted_on`)."""
+    knows the range of the values it was fitted on (`input_range`: the training data's min and max)."""
     steps = list(getattr(reducer, "steps", None) or [(type(reducer).__name__.lower(), reducer)])
     pipeline = ClusterPipeline([*steps, ("cluster", predictor)], threads=threads)
-    pipeline.input_range_ = (float(np.nanmin(fitted_on)), float(np.nanmax(fitted_on)))
+    pipeline.input_range_ = input_range
     return pipeline
 
 

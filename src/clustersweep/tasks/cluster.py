@@ -187,7 +187,7 @@ def _fit_and_log(
     costs = {}
     if cfg.model.log:
         with watch("model"):
-            pipeline = model.assemble(reducer, predictor, cfg.compute.threads, data.X_train)
+            pipeline = model.assemble(reducer, predictor, cfg.compute.threads, data.value_range)
             costs["size_model_bytes"] = _log_model(run, prep, pipeline)
     return m, skipped, md, flawed, costs
 
