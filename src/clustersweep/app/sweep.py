@@ -318,7 +318,7 @@ def tracked_sweep(config: DictConfig, study: str | None = None) -> Iterator[Pare
     except KeyboardInterrupt:
         parent.abort("KILLED")
         raise
-    except (HydraException, OmegaConfBaseException) as e:  # a job's config did not compose
+    except (HydraException, OmegaConfBaseException) as e:  # a search trial's config did not compose
         parent.abort("FAILED")
         raise ConfigError(f"{one_line(e)} — {ACROSS_CHOICES}") from None
     except BaseException:

@@ -313,9 +313,10 @@ def whole_numbers(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for col in out.columns:
         values = out[col].dropna()
-        if pd.api.types.is_float_dtype(out[col]) and len(values) and (values == values.round()).all():
-            if values.abs().max() < 2**53:
-                out[col] = out[col].astype("Int64")
+        if not pd.api.types.is_float_dtype(values) or values.empty:
+            continue
+        if (values == values.round()).all() and values.abs().max() < 2**53:
+            out[col] = out[col].astype("Int64")
     return out
 
 
@@ -326,12 +327,11 @@ def fitted(df: pd.DataFrame, width: int, name_width: int = 48) -> tuple[str, int
     if "run_name" in shown:
         shown["run_name"] = [n if len(n) <= name_width else f"{n[: name_width - 21]}…{n[-20:]}" for n in shown.run_name]
     cols = list(shown.columns)
-    while cols:
-        text = shown[cols].to_string(index=False)
-        if max(map(len, text.splitlines()), default=0) <= width or len(cols) == 1:
-            return text, len(shown.columns) - len(cols)
+    text = shown[cols].to_string(index=False)
+    while len(cols) > 1 and max(map(len, text.splitlines())) > width:
         cols.pop()
-    return "", len(shown.columns)
+        text = shown[cols].to_string(index=False)
+    return text, len(shown.columns) - len(cols)
 
 
 def printable(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
