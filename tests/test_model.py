@@ -3,6 +3,7 @@ logged, for a clusterer with `predict` and for those without (their test-set rul
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -71,6 +72,17 @@ def test_a_sweep_registers_its_best_and_predict_assigns_new_data(store, tmp_path
     (version,) = client.search_model_versions("name='fmnist-best'")
     assert version.run_id == parent.data.tags["best.run_id"] and version.tags["sweep.parent"] == parent.info.run_id
     assert version.tags["sweep.selected_by"] == "silhouette"
+    # Linked both ways: the version's source is the logged model, which lists the version and carries the run's
+    # scores (measured on its dataset) and params, so the Models tab can sort by them.
+    best = client.get_run(version.run_id)
+    logged = client.get_logged_model(best.outputs.model_outputs[0].model_id)
+    assert version.source == f"models:/{logged.model_id}"
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": "fmnist-best", "version": 1}]
+    scores = {m.key: m for m in logged.metrics}
+    assert scores["silhouette"].value == best.data.metrics["silhouette"] and "nmi" in scores
+    (dataset,) = best.inputs.dataset_inputs
+    assert (scores["nmi"].dataset_name, scores["nmi"].dataset_digest) == (dataset.dataset.name, dataset.dataset.digest)
+    assert logged.params == best.data.params and len(client.get_metric_history(best.info.run_id, "nmi")) == 1
     X = np.random.default_rng(0).random((7, 784), dtype=np.float32)
     np.save(tmp_path / "new.npy", X)
     cmd = ["-m", "clustersweep.predict", "models:/fmnist-best/latest", str(tmp_path / "new.npy")]

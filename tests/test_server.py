@@ -46,6 +46,7 @@ def test_a_joblib_sweep_logs_runs_metrics_and_artifacts_to_the_server_and_no_sec
         "hydra.launcher.n_jobs=2",
         *GRID,
         *server_args("server-sweep", tmp_path),
+        "sweep.register_best=server-best",
         store=uri,
         out=tmp_path / "hydra",
         env={"MLFLOW_TRACKING_TOKEN": token},
@@ -95,6 +96,11 @@ def test_a_joblib_sweep_logs_runs_metrics_and_artifacts_to_the_server_and_no_sec
         model["model"]["info"]["source_run_id"] == child.info.run_id
         and model["model"]["info"]["status"] == "LOGGED_MODEL_READY"
     )
+    assert {m["key"] for m in model["model"]["data"]["metrics"]} >= {"nmi", "silhouette"}
+    # The best run's model registered through the server, linked to its logged model both ways.
+    (version,) = client.search_model_versions("name='server-best'")
+    best = client.get_logged_model(client.get_run(version.run_id).outputs.model_outputs[0].model_id)
+    assert version.source == f"models:/{best.model_id}" and "server-best" in best.tags["mlflow.modelVersions"]
     # No secret in anything the sweep logged or printed; the URI is there, masked.
     assert "alice\\:***@127.0.0.1" in res.stdout  # Hydra's log of each job's overrides (it escapes `:`)
     logged = [res.stdout, res.stderr]

@@ -253,7 +253,7 @@ class Parent:
             self.select_by: f"{top[self.select_by]:.6g}",
         }
         try:
-            version = registry.register(self.run.client, self.register_best, top.run_id, tags)
+            version = registry.register(self.run.client.tracking_uri, self.register_best, top.run_id, tags)
         except (ValueError, MlflowException) as e:
             print(
                 f"sweep: could not register {top.run_name} as {self.register_best!r}: {redact(one_line(e))}",

@@ -27,7 +27,7 @@ from clustersweep.report import markdown
 from clustersweep.stages import cache, cluster, metrics, model, reduce
 from clustersweep.tasks.cluster_plots import Fitted, pages
 from clustersweep.tracking import assets, runs
-from clustersweep.tracking.identity import identity
+from clustersweep.tracking.identity import flat_params, identity
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import open_experiment, tracking_uri
 
@@ -166,7 +166,7 @@ def _fit_and_log(
         log.warning("%s is degenerate: %s", run.name, flawed)
     # The scores with their tags first, so no later failure loses them, then every file in one upload.
     tags = {"cache.reducer": "hit" if hit else "miss", **{f"skipped.{k}": why for k, why in skipped.items()}}
-    run.log(metrics=m, tags={**tags, **({"degenerate": flawed} if flawed else {})})
+    scored_at = run.log(metrics=m, tags={**tags, **({"degenerate": flawed} if flawed else {})})
     md = markdown.run_report(
         run.name, m, data.y_test, test_clusters, data.class_names, cfg.reducer.name, cfg.reducer.get("k"), flawed
     )
@@ -188,13 +188,14 @@ def _fit_and_log(
     if cfg.model.log:
         with watch("model"):
             pipeline = model.assemble(reducer, predictor, cfg.compute.threads, data.value_range)
-            costs["size_model_bytes"] = _log_model(run, prep, pipeline)
+            model_id, costs["size_model_bytes"] = _log_model(run, prep, pipeline)
+            run.score_model(model_id, m, scored_at, data.train_input())
     return m, skipped, md, flawed, costs
 
 
-def _log_model(run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline) -> int:
-    """The fitted pipeline as the run's MLflow model, with what a later `predict` needs to read new data; returns
-    its size in bytes."""
+def _log_model(run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline) -> tuple[str, int]:
+    """The fitted pipeline as the run's MLflow model, with the run's params and what a later `predict` needs to
+    read new data; returns its model id and size in bytes."""
     data = prep.data
     metadata = {
         "image_shape": None if data.image_shape is None else list(data.image_shape),
@@ -202,4 +203,5 @@ def _log_model(run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline) -
         "data.sha256": data.sha256,
         "run_name": run.name,
     }
-    return run.log_model(pipeline, data.X_test[:2], metadata, model.requirements(pipeline))
+    requirements = model.requirements(pipeline)
+    return run.log_model(pipeline, data.X_test[:2], metadata, requirements, flat_params(prep.cfg))

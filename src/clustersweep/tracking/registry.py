@@ -1,7 +1,10 @@
-"""The Model Registry: a run's logged model registered under a name, as that name's next version."""
+"""The Model Registry: a run's logged model registered under a name, as that name's next version, linked both
+ways (the version's source is `models:/<model id>`; the logged model lists its versions)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Mapping
 
 from mlflow.exceptions import MlflowException
@@ -19,19 +22,20 @@ def check_name(name: str) -> None:
         raise ConfigError(f"sweep.register_best={name!r} is not allowed: {e.message}") from None
 
 
-def register(client: MlflowClient, name: str, run_id: str, tags: Mapping[str, str]) -> str:
-    """Register the run's model (`runs:/<run id>/model`) as a new version of `name`, creating the name when it is
-    new (also when another process creates it at the same time); returns the version."""
-    run = client.get_run(run_id)
+def register(uri: str, name: str, run_id: str, tags: Mapping[str, str]) -> str:
+    """Register the run's logged model as a new version of `name` in the store at `uri` — creating the name when it
+    is new (also when another process creates it at the same time) — and return the version.
+
+    Through `mlflow.register_model` with the source `models:/<model id>`: the version links to the logged model,
+    whose page then shows it registered (its tag `mlflow.modelVersions`). MLflow resolves that source with the
+    process's tracking URI, so it is the store's for the call, and its progress lines are not printed."""
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    run = MlflowClient(uri).get_run(run_id)
     outputs = run.outputs.model_outputs if run.outputs else []
     if not outputs:
         raise ValueError(f"run {run.info.run_name} has no model to register: it ran with model.log=false")
-    model_id = outputs[0].model_id
-    try:
-        client.create_registered_model(name)
-    except MlflowException as e:
-        if e.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    source = client.get_logged_model(model_id).artifact_location
-    version = client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags), model_id=model_id)
+    with _use_tracking_uri(uri), contextlib.redirect_stderr(io.StringIO()):
+        version = mlflow.register_model(f"models:/{outputs[0].model_id}", name, tags=dict(tags))
     return str(version.version)

@@ -49,6 +49,7 @@ GROUP_TAG = "config.group"  # a clustering run's configuration but for its seed:
 PARTITION = "test_clusters.npy"  # a clustering run's artifact: the test rows' clusters, in order
 ERROR_CHARS = 5000  # MLflow's limit on a tag value
 INPUT_ATTEMPTS = 3  # `Run.log_input`: tries when runs race to log the same new dataset
+DIGEST_CHARS = 36  # of a dataset's digest: what MLflow keeps
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,9 @@ class Run:
         metrics: Mapping[str, float] | None = None,
         tags: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> None:
-        """Metrics, tags and params in one call (MLflow splits it into batches; each is one transaction)."""
+    ) -> int:
+        """Metrics, tags and params in one call (MLflow splits it into batches; each is one transaction); returns
+        the time the metrics carry (ms)."""
         now = get_current_time_millis()
         self.client.log_batch(
             self.run_id,
@@ -125,6 +127,15 @@ class Run:
             params=[Param(k, str(v)) for k, v in (params or {}).items()],
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
+        return now
+
+    def score_model(self, model_id: str, metrics: Mapping[str, float], at: int, dataset: tuple[str, str]) -> None:
+        """Metrics this run logged at time `at`, on its logged model too, as measured on `dataset` (name, digest):
+        the Models tab sorts by them and shows the dataset. Logged again with their time, MLflow keeps them once
+        in the run."""
+        name, digest = dataset
+        scores = [Metric(k, float(v), at, 0, model_id, name, digest[:DIGEST_CHARS]) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=scores)
 
     @contextlib.contextmanager
     def artifacts(self, path: str | None = None) -> Iterator[Path]:
@@ -134,10 +145,16 @@ class Run:
             self.client.log_artifacts(self.run_id, tmp, path)
 
     def log_model(
-        self, model: object, example: np.ndarray, metadata: Mapping[str, object], requirements: list[str]
-    ) -> int:
+        self,
+        model: object,
+        example: np.ndarray,
+        metadata: Mapping[str, object],
+        requirements: list[str],
+        params: Mapping[str, str],
+    ) -> tuple[str, int]:
         """A scikit-learn model as this run's MLflow model `model` — `runs:/<run id>/model`, the runs table's Models
-        column — pickled with cloudpickle, with `example` as its input example; returns its size in bytes. No
+        column — pickled with cloudpickle, with `example` as its input example and the run's `params` as its own;
+        returns its model id and size in bytes. No
         signature: MLflow enforces a tensor signature's one dtype exactly (float64 rows refused by a float32
         model), where the model casts the numbers a user has itself; its width is in `metadata`. Nothing predicts
         while it is logged (MLflow's inference of a signature would, and reload the model to do so)."""
@@ -146,7 +163,7 @@ class Run:
         from mlflow.models import Model
 
         experiment = self.experiment_id or self.client.get_run(self.run_id).info.experiment_id
-        logged = self.client.create_logged_model(experiment, name="model", source_run_id=self.run_id)
+        logged = self.client.create_logged_model(experiment, "model", self.run_id, params=dict(params))
         description = Model(
             artifact_path=logged.artifact_location,
             model_uuid=logged.model_id,
@@ -174,17 +191,17 @@ class Run:
             self.client.log_model_artifacts(logged.model_id, str(Path(tmp) / "model"))
         self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
         self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step=0)])
-        return size
+        return logged.model_id, size
 
     def log_input(self, name: str, digest: str, source: str, X: np.ndarray, y: np.ndarray | None) -> None:
-        """The run's dataset as its input (the runs table's Dataset column): `digest` (MLflow keeps 36 characters),
+        """The run's dataset as its input (the runs table's Dataset column): `digest` (its first 36 characters),
         where it came from, its shape and whether it has labels (its targets)."""
         import mlflow.data
         from mlflow.entities import DatasetInput, InputTag
 
         with warnings.catch_warnings():  # "can be interpreted in multiple ways": two resolvers of local paths
             warnings.simplefilter("ignore", UserWarning)
-            dataset = mlflow.data.from_numpy(X, source=source, targets=y, name=name, digest=digest[:36])
+            dataset = mlflow.data.from_numpy(X, source=source, targets=y, name=name, digest=digest[:DIGEST_CHARS])
         tags = [InputTag("mlflow.data.context", "train"), InputTag("labels", str(y is not None).lower())]
         for attempt in range(INPUT_ATTEMPTS):
             try:
