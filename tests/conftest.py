@@ -296,6 +296,16 @@ class MlflowServer:
             self.proc = None
 
 
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium (tests/browser.py) for a module's tests."""
+    from browser import Chromium
+
+    browser = Chromium()
+    yield browser
+    browser.close()
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
     """A real `mlflow server` (SQLite backend, proxied artifacts) for the session; tests use their own experiment."""

@@ -5,21 +5,15 @@ CDN cannot be what draws them; a page with the CDN alone (what `to_html` writes 
 
 from __future__ import annotations
 
-import json
 import multiprocessing
-import os
-import queue
 import shutil
-import subprocess
-import tempfile
-import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MlflowServer, stop_group
+from browser import needs_chromium
+from conftest import MlflowServer
 from mlflow.tracking import MlflowClient
 
 from clustersweep.report.figures import classes
@@ -27,10 +21,6 @@ from clustersweep.report.figures.html import _CDN, to_html
 from clustersweep.tracking import assets, runs
 from clustersweep.tracking.store import experiment_id
 
-CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium; scripts/setup.sh --dev does)"
-)
 # Plotly's drawing, read in the page: `.main-svg` is the SVG plotly.js draws into.
 STATE = """JSON.stringify({href: location.href, origin: self.origin, ready: document.readyState,
   plotly: typeof window.Plotly, drawn: !!document.querySelector(".main-svg"),
@@ -43,97 +33,6 @@ def figure():
     return classes.contingency_heatmaps(y, (y + np.arange(60) % 2) % 3, ["Top", "Trouser", "Bag"])[0]
 
 
-class Chromium:
-    """Headless Chromium driven over the DevTools protocol on a pipe (no port, no extra package): every host but
-    127.0.0.1 is unresolvable, so nothing loads from the internet."""
-
-    def __init__(self) -> None:
-        self.profile = tempfile.mkdtemp(prefix="chromium-")
-        to_browser, from_us = os.pipe()
-        to_us, from_browser = os.pipe()
-        args = [
-            *("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"),
-            *("--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={self.profile}"),
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            "--remote-debugging-pipe",  # it reads commands on fd 3 and writes on fd 4
-        ]
-        cmd = ["bash", "-c", f'exec "$@" 3<&{to_browser} 4>&{from_browser}', "chromium", CHROMIUM, *args]
-        self.proc = subprocess.Popen(
-            cmd,
-            pass_fds=(to_browser, from_browser),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        os.close(to_browser)
-        os.close(from_browser)
-        self.out, self.events, self.replies, self.next_id = os.fdopen(from_us, "wb", 0), [], {}, 0
-        threading.Thread(target=self._read, args=(os.fdopen(to_us, "rb", 0),), daemon=True).start()
-
-    def _read(self, pipe) -> None:
-        buf = b""
-        while chunk := pipe.read(1 << 16):
-            *messages, buf = (buf + chunk).split(b"\0")
-            for m in map(json.loads, messages):
-                if "id" in m:
-                    self.replies.setdefault(m["id"], queue.Queue()).put(m)
-                else:
-                    self.events.append(m)
-
-    def send(self, method: str, session: str | None = None, **params) -> dict:
-        self.next_id += 1
-        msg = {"id": self.next_id, "method": method, "params": params, **({"sessionId": session} if session else {})}
-        self.out.write(json.dumps(msg).encode() + b"\0")
-        reply = self.replies.setdefault(self.next_id, queue.Queue()).get(timeout=30)
-        if "error" in reply:
-            raise RuntimeError(f"{method}: {reply['error']}")
-        return reply["result"]
-
-    def open(self, url: str) -> str:
-        """`url` in a new tab; its frames' sessions (an out-of-process iframe gets its own) join as they appear."""
-        tab = self.send("Target.createTarget", url="about:blank")["targetId"]
-        session = self.send("Target.attachToTarget", targetId=tab, flatten=True)["sessionId"]
-        self.send("Target.setAutoAttach", session, autoAttach=True, waitForDebuggerOnStart=False, flatten=True)
-        self.send("Runtime.enable", session)
-        self.send("Page.navigate", session, url=url)
-        return session
-
-    def evaluate(self, session: str, expression: str) -> object:
-        return self.send("Runtime.evaluate", session, expression=expression, returnByValue=True)["result"].get("value")
-
-    def states(self, tab: str) -> list[dict]:
-        """STATE of the tab and of each of its frames (the iframe's own session, or its context in the tab)."""
-        mine = [e for e in list(self.events) if e.get("sessionId") == tab]
-        frames = [(e["params"]["sessionId"], {}) for e in mine if e["method"] == "Target.attachedToTarget"]
-        contexts = [
-            (tab, {"contextId": e["params"]["context"]["id"]})
-            for e in mine
-            if e["method"] == "Runtime.executionContextCreated"
-        ]
-        found = []
-        for session, where in [(tab, {}), *frames, *contexts]:
-            try:
-                value = self.send("Runtime.evaluate", session, expression=STATE, returnByValue=True, **where)
-                found.append(json.loads(value["result"]["value"]))
-            except (RuntimeError, KeyError):  # a frame gone with its navigation
-                continue
-        return found
-
-    def frame_until(self, tab: str, which, done, timeout: float = 20) -> dict:
-        """The state of the frame `which` picks, once done(state) holds (or as it is at the timeout)."""
-        deadline, state = time.time() + timeout, {}
-        while time.time() < deadline:
-            state = next((s for s in self.states(tab) if which(s)), state)
-            if state and done(state):
-                break
-            time.sleep(0.25)
-        return state
-
-    def close(self) -> None:
-        stop_group(self.proc, grace=5)
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
     """This module's own `mlflow server`; its store is also used directly (SQLite), as `mlflow ui` shows a local
@@ -144,13 +43,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
     srv.start()
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    browser = Chromium()
-    yield browser
-    browser.close()
 
 
 def log_pages(uri: str, experiment: str, pages: dict[str, str]) -> tuple[str, str]:
@@ -187,7 +79,7 @@ def test_default_plots_draw_in_the_mlflow_ui_and_from_disk_without_internet(serv
     }
     in_ui = lambda s: s["href"].startswith(f"blob:{server.uri}/")  # noqa: E731
     for name in ("local", "server"):
-        page = chromium.frame_until(tabs[name], in_ui, lambda s: s["drawn"])
+        page = chromium.frame_until(tabs[name], STATE, in_ui, lambda s: s["drawn"])
         assert page.get("drawn") and page["plotly"] == "object", (name, page)
         assert page["origin"] == "null"  # the UI's sandboxed iframe: an opaque origin
         assert chromium.evaluate(tabs[name], "document.querySelector('iframe.mlflow-html-iframe').sandbox + ''") == (
@@ -195,10 +87,10 @@ def test_default_plots_draw_in_the_mlflow_ui_and_from_disk_without_internet(serv
         )
         assert page["scripts"][0].startswith(f"{server.uri}/get-artifact?path={js.path}&run_uuid={js.run_id}")
     # The page as it was before: plotly.js from the CDN alone stays blank here.
-    page = chromium.frame_until(tabs["cdn_only"], in_ui, lambda s: s["ready"] == "complete")
+    page = chromium.frame_until(tabs["cdn_only"], STATE, in_ui, lambda s: s["ready"] == "complete")
     assert page.get("ready") == "complete" and not page["drawn"] and page["plotly"] == "undefined", page
     for name, tab in on_disk.items():  # the copy found in the store's folder, beside the page's run
-        page = chromium.frame_until(tab, lambda s: s["href"].startswith("file:"), lambda s: s["drawn"])
+        page = chromium.frame_until(tab, STATE, lambda s: s["href"].startswith("file:"), lambda s: s["drawn"])
         assert page.get("drawn") and page["scripts"][-1].endswith(f"/{js.run_id}/artifacts/{js.path}"), (name, page)
     assert len(pages["local"]) < 100_000 and _CDN in pages["local"]  # the CDN stays the last resort
 

@@ -36,8 +36,8 @@ from clustersweep.config.validate import check_sweep
 from clustersweep.errors import ConfigError, one_line
 from clustersweep.report import summary
 from clustersweep.report.tables import Outcome, sweep_table, with_criteria
-from clustersweep.stages.metrics import RANKED, REPLICATED
-from clustersweep.tracking import assets, registry, runs
+from clustersweep.stages.metrics import RANKED, REPLICATED, lower_is_better
+from clustersweep.tracking import assets, registry, runs, ui
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import check_reachable, open_experiment, store_errors, tracking_uri
 
@@ -240,6 +240,10 @@ class Parent:
             for key in (ENV_PARENT, ENV_TOTAL, ENV_START):
                 os.environ.pop(key, None)
         print(f"sweep {('FAILED' if outcome.store_error else final).lower()}: {outcome.line()}", flush=True)
+        if outcome.store_error is None:
+            uri, best_first = self.run.client.tracking_uri, lower_is_better(self.select_by)
+            link = ui.runs_link(uri, self.run.experiment_id, self.select_by, best_first, self.run.run_id)
+            print(f"sweep: its runs in the MLflow UI{redact(ui.opening(uri))}: {link}", flush=True)
         return outcome
 
     def _register(self, top: object) -> None:

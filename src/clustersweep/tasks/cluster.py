@@ -26,10 +26,10 @@ from clustersweep.data.dataset import Dataset, load
 from clustersweep.report import markdown
 from clustersweep.stages import cache, cluster, metrics, model, reduce
 from clustersweep.tasks.cluster_plots import Fitted, pages
-from clustersweep.tracking import assets, runs
+from clustersweep.tracking import assets, runs, ui
 from clustersweep.tracking.identity import flat_params, identity
 from clustersweep.tracking.redact import redact
-from clustersweep.tracking.store import open_experiment, tracking_uri
+from clustersweep.tracking.store import open_experiment
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,11 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Prepared:
 
 def run(cfg: DictConfig, tags: dict[str, str] | None = None) -> RunResult:
     """Validate, load, then fit and log one run, and print its report; returns its id and metrics."""
-    result = execute(prepare(cfg), tags)
-    print(f"{result.report}\nrun {result.run_name} ({result.run_id}) logged to {redact(tracking_uri(cfg))}", flush=True)
+    prep = prepare(cfg)
+    result = execute(prep, tags)
+    where = f"logged to {redact(prep.uri)}; in the MLflow UI{redact(ui.opening(prep.uri))}"
+    link = ui.run_link(prep.uri, prep.experiment_id, result.run_id)
+    print(f"{result.report}\nrun {result.run_name} ({result.run_id}) {where}: {link}", flush=True)
     return result
 
 
