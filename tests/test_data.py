@@ -182,7 +182,9 @@ def test_given_path_does_not_fall_through(cfg: DictConfig, tmp_path: Path) -> No
     _write(_cache(tmp_path))
     (tmp_path / "empty").mkdir()
     cfg.path = str(tmp_path / "empty")
-    _one_line_error(cfg, f"dataset.path={tmp_path / 'empty'} is unusable: no files")
+    _one_line_error(cfg, f"dataset.path={tmp_path / 'empty'}: no IDX files there (expected {NAMES['train_images']}")
+    cfg.path = str(tmp_path / "nowhere")
+    _one_line_error(cfg, f"dataset.path={tmp_path / 'nowhere'}: no such folder")
 
 
 def test_corrupt_download_not_kept_and_next_mirror_used(cfg: DictConfig, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ scores its label-free metrics in the common space."""
 
 from __future__ import annotations
 
+import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,16 +65,24 @@ def test_metrics_space_embedding_scores_in_the_runs_own_space_and_other_spaces_a
 @pytest.mark.parametrize(
     "reducer", [["reducer=pca_umap"], ["reducer=patches_umap", "reducer.n_filters=16", "reducer.pool=2"]]
 )
-def test_a_umap_chain_runs_is_cached_and_skips_reconstruction(make_cfg, store, reducer, monkeypatch):
+def test_a_umap_chain_runs_is_cached_and_skips_reconstruction(make_cfg, store, reducer, monkeypatch, capfd):
     cfg = make_cfg(*reducer, "reducer.pca_k=20", "reducer.k=3", "reducer.n_neighbors=10", "clusterer=gmm")
     cfg.plots.enabled = False
+    cfg.verbose = True  # the fit's progress lines: they are not part of what it computes
     first = run(cfg)
+    assert "epochs" in capfd.readouterr().out
     assert SCORES <= set(first.metrics) and first.metrics["nmi"] > 0.5
     assert "reconstruction_mse" not in first.metrics  # UMAP has no reconstruction worth scoring
+    cfg.verbose = False  # the default: the same computation (identity, name, cache), and quiet, in its model too
     second = run(cfg)
+    assert "epochs" not in capfd.readouterr().out and second.run_name == first.run_name
     client = MlflowClient(store)
-    assert client.get_run(second.run_id).data.tags["cache.reducer"] == "hit"
+    tags = [client.get_run(r.run_id).data.tags for r in (first, second)]
+    assert tags[1]["cache.reducer"] == "hit" and tags[0]["config.identity"] == tags[1]["config.identity"]
     assert np.isclose(first.metrics["nmi"], second.metrics["nmi"])
+    logged = client.get_logged_model(client.get_run(second.run_id).outputs.model_outputs[0].model_id)
+    model = mlflow.sklearn.load_model(logged.artifact_location)
+    assert not any(getattr(step, "verbose", False) for _, step in model.steps)
     if "reducer=patches_umap" in reducer:  # our own step: a change of its code is a new fit, not a stale one
         monkeypatch.setattr(cache, "targets_code", lambda node: "edited")
         assert client.get_run(run(cfg).run_id).data.tags["cache.reducer"] == "miss"

@@ -204,3 +204,15 @@ def test_bad_input_exits_2_with_one_line_and_no_run(store, bad):
     res = run_py("dataset=arrays", f"dataset.path={bad['root']}/nan.npy", store=store)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "NaN or infinite" in res.stderr, res.stderr
     assert runs(store, "arrays")[1] == []
+
+
+def test_a_column_named_like_labels_read_as_a_feature_is_said_in_one_line(store, tmp_path):
+    X, y = blobs(60, 3, 3)
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "Label": y}).to_csv(tmp_path / "mine.csv", index=False)
+    args = ["dataset=arrays", f"dataset.path={tmp_path / 'mine.csv'}", "reducer.k=2", "clusterer.K=3"]
+    res = run_py(*args, "plots.enabled=false", "model.log=false", store=store)
+    said = [line for line in (res.stdout + res.stderr).splitlines() if "'Label'" in line]
+    assert res.returncode == 0 and len(said) == 1, res.stdout[-2000:] + res.stderr
+    assert "the column 'Label' is read as a feature" in said[0] and "give dataset.labels=Label" in said[0]
+    (run,) = runs(store, "arrays")[1]
+    assert "nmi" not in run.data.metrics  # no labels: as the line says

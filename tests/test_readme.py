@@ -100,7 +100,7 @@ ELSEWHERE = {
     "+experiment=seed_notebook": "test_notebook.py::test_seed_notebook_experiment_end_to_end_on_synthetic",
     "scripts/reproduce.py": "test_run.py::test_reproduce_round_trip_and_a_run_from_another_machine",
     "--leaderboard": "test_methods.py::test_leaderboard_lists_each_familys_best_by_the_label_free_metric",
-    "mlflow ui": "test_server.py::test_a_joblib_sweep_logs_runs_metrics_and_artifacts_to_the_server_and_no_secret",
+    "mlflow ui": "test_ui.py::test_the_ui_opens_the_runs_table_shows_the_subsample_and_the_registered_model",
     "dataset=arrays": "test_own_data.py::test_a_labelled_matrix_runs_and_sweeps",
     "dataset=image_folder": "test_own_data.py::test_a_folder_of_images_runs_and_sweeps_with_colour_plots",
     "dataset=idx": "test_data.py::test_the_idx_loader_on_the_fashion_folder_is_fashion_mnist",

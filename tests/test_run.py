@@ -135,6 +135,8 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
             "hydra.launcher.n_jobs=0 is not allowed: expected an integer other than 0",
         ),
         (["tracking.lock_timeout=0"], "tracking.lock_timeout=0 is not allowed: expected a number > 0"),
+        (["verbose=maybe"], "verbose='maybe' is not allowed: expected true or false"),
+        (["dataset=idx", "dataset.path=/nonexistent"], "dataset.path=/nonexistent: no such folder"),
     ],
 )
 def test_bad_input_is_one_line_nonzero_exit_and_no_run(store, args, expect):

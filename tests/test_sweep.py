@@ -140,6 +140,17 @@ def test_second_sweep_hits_the_reducer_cache(store):
     _, _, children = sweep_runs(store)
     newest = max(children, key=lambda c: c.info.start_time)
     assert newest.info.run_name == "pca-k4-kmeans-K5" and newest.data.tags["cache.reducer"] == "hit"
+    # What it holds, and emptied: the next run fits again.
+    size = python("-m", "clustersweep.cache", "size", "--tracking-uri", store)
+    folder = Path(store[len("sqlite:///") :]).parent / "cache"
+    assert size.returncode == 0 and size.stdout.startswith(f"cache {folder}: "), size.stdout + size.stderr
+    assert "2 reducer fits" in size.stdout  # pca-k4, and the common space's PCA-50 the scores are computed in
+    cleared = python("-m", "clustersweep.cache", "clear", "--tracking-uri", store)
+    assert cleared.returncode == 0 and "cleared" in cleared.stdout
+    assert python("-m", "clustersweep.cache", "size", "--tracking-uri", store).stdout.endswith("0.0 MB (empty)\n")
+    assert run_py("dataset=synthetic", "reducer.k=4", "clusterer.K=5", store=store).returncode == 0
+    newest = max(runs(store)[1], key=lambda r: r.info.start_time)
+    assert newest.data.tags["cache.reducer"] == "miss"
 
 
 def test_a_key_missing_from_one_choice_is_refused_before_any_run(store):

@@ -239,11 +239,11 @@ class Parent:
         finally:
             for key in (ENV_PARENT, ENV_TOTAL, ENV_START):
                 os.environ.pop(key, None)
-        print(f"sweep {('FAILED' if outcome.store_error else final).lower()}: {outcome.line()}", flush=True)
         if outcome.store_error is None:
             uri, best_first = self.run.client.tracking_uri, lower_is_better(self.select_by)
             link = ui.runs_link(uri, self.run.experiment_id, self.select_by, best_first, self.run.run_id)
             print(f"sweep: its runs in the MLflow UI{redact(ui.opening(uri))}: {link}", flush=True)
+        print(f"sweep {('FAILED' if outcome.store_error else final).lower()}: {outcome.line()}", flush=True)
         return outcome
 
     def _register(self, top: object) -> None:

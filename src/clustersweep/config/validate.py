@@ -144,6 +144,7 @@ def _rules(lim: Limits) -> dict[str, Check]:
     per_class = " (at least one per class)" if lim.n_classes > 1 else ""
     return {
         "seed": _int_in(0, 2**32 - 1),
+        "verbose": _boolean,
         "compute.threads": _int_in(1),
         "dataset.n_train": _optional(_int_in(lim.n_classes, lim.size_train, per_class)),
         "dataset.n_test": _optional(_int_in(lim.n_classes, lim.size_test, per_class)),

@@ -4,6 +4,7 @@ optional labels (a column, an array of the `.npz`, or a file of their own), and 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,10 @@ from clustersweep.data.full import Full, combined_sha256, file_sha256, read_only
 from clustersweep.errors import DataError, one_line
 
 FORMATS = (".npy", ".npz", ".csv", ".parquet")
+LABEL_LIKE = {"label", "labels", "target", "targets", "class", "classes", "category", "y"}  # said when read as features
 LABEL_FORMATS = (".npy", ".txt", ".csv")
+
+log = logging.getLogger(__name__)
 
 
 class ArrayFile:
@@ -117,6 +121,15 @@ class ArrayFile:
         wanted = self.features if isinstance(self.features, list) else [self.features] if self.features else None
         if wanted is None:
             wanted = [c for c in columns if c != self.labels]
+            for c in [c for c in wanted if c.strip().lower() in LABEL_LIKE]:
+                log.warning(
+                    "%s=%s: the column %r is read as a feature, as every column but the labels is; if it holds the "
+                    "labels, give dataset.labels=%s",
+                    key,
+                    file,
+                    c,
+                    c,
+                )
         missing = [c for c in wanted if c not in columns]
         if missing:
             raise DataError(f"dataset.features names {_few(missing)}, not columns of {file}: it has {_few(columns)}")

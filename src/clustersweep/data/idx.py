@@ -184,7 +184,12 @@ def _locate(src: IdxSource, progress: bool) -> tuple[Path, dict[str, bytes], dic
     """Find a folder whose files all verify, in the documented order; returns it, their IDX bytes by key and the
     SHA-256 of each file's content."""
     if src.path is not None:
+        if not Path(src.path).expanduser().is_dir():
+            raise DataError(f"dataset.path={src.path}: no such folder")
         raw, shas, problems = _check_folder(Path(src.path), src.files, "replace it or unset dataset.path")
+        if problems == ["no files"]:
+            expected = ", ".join(name for _, name, _ in src.files)
+            raise DataError(f"dataset.path={src.path}: no IDX files there (expected {expected})")
         if problems:
             raise DataError(f"dataset.path={src.path} is unusable: {'; '.join(problems)}")
         return Path(src.path), raw, shas

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from clustersweep.data.dataset import load
 from clustersweep.stages import reduce
-from clustersweep.tracking.identity import targets_code
+from clustersweep.tracking.identity import numbers_only, targets_code
 from clustersweep.tracking.store import local_dir
 
 
@@ -29,10 +29,18 @@ def cache_dir(cfg: DictConfig, uri: str) -> Path:
 
 
 def _fit_reducer(
-    estimator: dict, data_sha256: str, n_train: int | None, n_test: int | None, seed: int, threads: int, dataset: dict
+    spec: dict,
+    data_sha256: str,
+    n_train: int | None,
+    n_test: int | None,
+    seed: int,
+    threads: int,
+    dataset: dict,
+    estimator: dict | None = None,
 ) -> tuple[Any, np.ndarray, np.ndarray, float | None]:
+    """`estimator` (default: `spec`, its key: the same without what only changes what it prints) fitted."""
     data = load(OmegaConf.create(dataset), seed)
-    reducer = instantiate(estimator)
+    reducer = instantiate(estimator or spec)
     Z_train, Z_test = reduce.fit_transform(reducer, data.X_train, data.X_test)
     return reducer, Z_train, Z_test, reduce.reconstruction_mse(reducer, data.X_test, Z_test)
 
@@ -41,16 +49,17 @@ def _bases(data_sha256: str, n_train: int | None, n_test: int | None, seed: int,
     return reduce.exact_bases(load(OmegaConf.create(dataset), seed).X_train)
 
 
-def _cached(cfg: DictConfig, uri: str, func: Callable, *key: Any) -> tuple[Any, bool]:
-    """func(*key, n_train, n_test, seed, threads, dataset) through the cache; returns (value, whether it was
-    cached). The fit runs on the caller's `compute.threads`, which changes its last digits: it is in the key."""
+def _cached(cfg: DictConfig, uri: str, func: Callable, *key: Any, **outside: Any) -> tuple[Any, bool]:
+    """func(*key, n_train, n_test, seed, threads, dataset, **outside) through the cache, `outside` not in its key;
+    returns (value, whether it was cached). The fit runs on the caller's `compute.threads`, which changes its last
+    digits: it is in the key."""
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
     args = (*key, ds["n_train"], ds["n_test"], cfg.seed, cfg.compute.threads)
     if not cfg.cache.enabled:
-        return func(*args, ds), False
-    memo = Memory(cache_dir(cfg, uri), verbose=0).cache(func, ignore=["dataset"])
-    hit = memo.check_call_in_cache(*args, ds)
-    return memo(*args, ds), hit
+        return func(*args, ds, **outside), False
+    memo = Memory(cache_dir(cfg, uri), verbose=0).cache(func, ignore=["dataset", *outside])
+    hit = memo.check_call_in_cache(*args, ds, **outside)
+    return memo(*args, ds, **outside), hit
 
 
 def fit_reducer(cfg: DictConfig, data_sha256: str, uri: str) -> tuple[Any, np.ndarray, np.ndarray, float | None, bool]:
@@ -58,7 +67,9 @@ def fit_reducer(cfg: DictConfig, data_sha256: str, uri: str) -> tuple[Any, np.nd
     estimator = OmegaConf.to_container(cfg.reducer.estimator, resolve=True)
     code = targets_code(estimator)  # a step of our own (patch codes) is refitted when its code changes
     key = f"{data_sha256}+code:{code}" if code else data_sha256
-    (reducer, Z_train, Z_test, mse), hit = _cached(cfg, uri, _fit_reducer, estimator, key)
+    spec = numbers_only(estimator)  # verbose or not, the same fit
+    (reducer, Z_train, Z_test, mse), hit = _cached(cfg, uri, _fit_reducer, spec, key, estimator=estimator)
+    reduce.set_verbose(reducer, bool(cfg.get("verbose", False)))
     return reducer, Z_train, Z_test, mse, hit
 
 
@@ -78,3 +89,23 @@ def common_space(cfg: DictConfig, data_sha256: str, uri: str, n_features: int) -
 def spectrum(cfg: DictConfig, data_sha256: str, uri: str) -> np.ndarray:
     """Explained-variance ratio of every principal component of train (exact, from the covariance matrix)."""
     return bases(cfg, data_sha256, uri)["pca"][2]
+
+
+CACHED = {"reducer fits": _fit_reducer, "data bases": _bases}  # what the cache holds, by what a user calls it
+
+
+def stored(folder: Path) -> dict[str, tuple[int, int]]:
+    """What the cache in `folder` holds: kind → (entries, bytes)."""
+    out = {}
+    for kind, func in CACHED.items():
+        where = folder / Memory(folder, verbose=0).cache(func).func_id  # joblib's folder for the function
+        files = [f for f in where.rglob("*") if f.is_file()]
+        out[kind] = (sum(f.name == "output.pkl" for f in files), sum(f.stat().st_size for f in files))
+    return out
+
+
+def clear(folder: Path) -> None:
+    """Empty the cache in `folder` (only what it cached: the folder may hold more); later runs fit again."""
+    for func in CACHED.values():
+        Memory(folder, verbose=0).cache(func).clear(warn=False)
+

@@ -13,6 +13,14 @@ def fit_transform(reducer: TransformerMixin, X_train: np.ndarray, X_test: np.nda
     return Z_train, reducer.transform(X_test)
 
 
+def set_verbose(reducer: TransformerMixin, verbose: bool) -> None:
+    """Whether the reducer's steps print their progress from now on (in the model too): a cached fit keeps the
+    setting it was fitted with, which is not part of its cache key."""
+    for step in [s for _, s in reducer.steps] if hasattr(reducer, "steps") else [reducer]:
+        if isinstance(step.get_params(deep=False).get("verbose"), bool):
+            step.set_params(verbose=verbose)
+
+
 def explained_variance(reducer: TransformerMixin) -> float | None:
     """Cumulative explained-variance ratio at the fitted k; None for reducers without a spectrum."""
     evr = getattr(reducer, "explained_variance_ratio_", None)

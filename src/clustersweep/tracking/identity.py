@@ -18,7 +18,18 @@ from clustersweep.tracking.redact import redact
 
 PACKAGE = Path(__file__).resolve().parents[1]  # src/clustersweep
 # Keys that say where or how a run is logged, not what it computes: left out of its identity.
-NOT_IDENTITY = ("tracking", "search", "sweep", "cache", "model")
+NOT_IDENTITY = ("tracking", "search", "sweep", "cache", "model", "verbose")
+PRINTING = ("verbose", "tqdm_kwds")  # an estimator's keys that change what its fit prints, never its numbers
+
+
+def numbers_only(node: Any) -> Any:
+    """A resolved config (or part) without the keys that only change what a fit prints (`PRINTING`), at any
+    depth: what makes a computation, for its identity and its cache key."""
+    if isinstance(node, dict):
+        return {k: numbers_only(v) for k, v in node.items() if k not in PRINTING}
+    if isinstance(node, list):
+        return [numbers_only(v) for v in node]
+    return node
 
 
 def flat_params(cfg: DictConfig) -> dict[str, str]:
@@ -78,7 +89,8 @@ def identity(cfg: DictConfig, data_sha256: str, *, replicates: bool = False) -> 
     if replicates:  # the seed and every value interpolated from it (`random_state: ${seed}`) set aside
         cfg = copy.deepcopy(cfg)
         cfg.seed = "replicates"
-    conf = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in NOT_IDENTITY}
+    resolved = numbers_only(OmegaConf.to_container(cfg, resolve=True))
+    conf = {k: v for k, v in resolved.items() if k not in NOT_IDENTITY}
     blob = json.dumps({"config": conf, "data": data_sha256, "code": code_version()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
