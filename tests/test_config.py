@@ -10,7 +10,9 @@ from clustersweep.data.dataset import load
 from clustersweep.errors import ConfigError, DataError
 
 
-@pytest.mark.parametrize("reducer", ["pca", "svd", "none", "umap", "pca_umap", "patches_umap"])
+@pytest.mark.parametrize(
+    "reducer", ["pca", "svd", "none", "umap", "pca_umap", "patches_umap", "patches_multiscale_umap"]
+)
 @pytest.mark.parametrize("clusterer", ["kmeans", "dbscan", "gmm", "hdbscan", "agglomerative", "minibatch_kmeans"])
 def test_every_choice_composes_validates_and_builds_the_sklearn_class(make_cfg, reducer, clusterer):
     cfg = make_cfg(f"reducer={reducer}", f"clusterer={clusterer}")
@@ -88,8 +90,17 @@ def test_short_names_feed_the_estimator(make_cfg):
         ),
         (
             ["reducer=patches_umap", "reducer.n_filters=8", "reducer.pool=2"],
-            "reducer.pca_k=50 is not allowed: expected an integer in 1..32 (the patch features, n_filters·pool²)",
+            "reducer.pca_k=50 is not allowed: expected an integer in 1..32 (the patch features, n_filters·pool² per",
         ),
+        (
+            ["reducer=patches_multiscale_umap", "reducer.large_patch=20", "reducer.pool=10"],
+            "The 'pool' parameter of PatchCodes must be at most 9 for 28×28 images and 20×20 patches. Got 10",
+        ),  # a step inside the FeatureUnion is checked too
+        (
+            ["reducer=patches_multiscale_umap", "reducer.n_filters=4", "reducer.pool=2"],
+            "reducer.pca_k=50 is not allowed: expected an integer in 1..32 (the patch features, n_filters·pool² per",
+        ),
+        (["consensus.K=1"], "consensus.K=1 is not allowed: expected null (the clusterer's K) or an integer ≥ 2"),
         (["clusterer=gmm", "clusterer.K=1"], "clusterer.K=1 is not allowed"),
         (["clusterer=gmm", "clusterer.covariance_type=round"], "'covariance_type' parameter of GaussianMixture"),
         (["clusterer=hdbscan", "clusterer.min_cluster_size=1"], "clusterer.min_cluster_size=1 is not allowed"),
@@ -133,6 +144,12 @@ def test_a_pipeline_reducer_feeds_its_short_keys_to_each_step(make_cfg):
         (28, 28),
     )
     assert (pca.n_components, umap.n_neighbors, umap.random_state) == (50, 15, 5)
+    cfg = make_cfg("reducer=patches_multiscale_umap", "reducer.n_filters=9", "reducer.large_patch=6", "seed=5")
+    union = instantiate(cfg.reducer.estimator).steps[0][1]
+    assert [(c.n_filters, c.patch, c.pool, c.random_state) for _, c in union.transformer_list] == [
+        (9, 5, 3, 5),
+        (9, 6, 3, 5),
+    ]
 
 
 def test_different_configurations_get_different_run_names(make_cfg):

@@ -31,8 +31,9 @@ np.save(sys.argv[4], model.predict(np.load(sys.argv[3])))
         ["clusterer=gmm"],
         ["clusterer=dbscan", "clusterer.eps=auto"],
         ["clusterer=hdbscan", "clusterer.min_cluster_size=20"],
+        ["clusterer=kmeans", "clusterer.n_init=1", "consensus.members=3"],
     ],
-    ids=lambda c: c[0].split("=")[1],
+    ids=lambda c: "-".join(o.split("=")[1] for o in c if o.startswith(("clusterer=", "consensus."))),
 )
 def test_the_model_in_a_new_process_gives_the_logged_test_clusters(make_cfg, store, tmp_path, clusterer):
     cfg = make_cfg(*clusterer, "plots.enabled=false")

@@ -114,7 +114,8 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
         ),
         (
             ["reducer=pcaa"],
-            "Could not find 'reducer/pcaa' Available options in 'reducer': none patches_umap pca pca_umap svd umap",
+            "Could not find 'reducer/pcaa' Available options in 'reducer': none patches_multiscale_umap patches_umap "
+            "pca pca_umap svd umap",
         ),
         (["reducer.k=abc"], "reducer.k='abc' is not allowed"),
         (["clusterer.K=[1"], "no viable alternative at input '[1'"),
@@ -136,6 +137,7 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
         ),
         (["tracking.lock_timeout=0"], "tracking.lock_timeout=0 is not allowed: expected a number > 0"),
         (["verbose=maybe"], "verbose='maybe' is not allowed: expected true or false"),
+        (["consensus.members=0"], "consensus.members=0 is not allowed: expected an integer in 1..100"),
         (["dataset=idx", "dataset.path=/nonexistent"], "dataset.path=/nonexistent: no such folder"),
     ],
 )

@@ -103,10 +103,10 @@ def _spaces(v: Any) -> str | None:
     return None if ok else "a list of distinct spaces out of " + ", ".join(SPACES)
 
 
-def _optional(check: Check) -> Check:
+def _optional(check: Check, null: str = "all") -> Check:
     def opt(v: Any) -> str | None:
         why = None if v is None else check(v)
-        return None if why is None else f"null (all) or {why}"
+        return None if why is None else f"null ({null}) or {why}"
 
     return opt
 
@@ -154,6 +154,7 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "reducer.min_dist": _at_least_zero,
         "reducer.n_filters": _int_in(2),
         "reducer.patch": _int_in(2, lim.image_side, " (the images' shorter side)"),
+        "reducer.large_patch": _int_in(2, lim.image_side, " (the images' shorter side)"),
         "reducer.pool": _int_in(1),
         "clusterer.K": _int_in(2, lim.n_train, " (at most the number of train samples)"),
         "clusterer.n_init": _int_in(1),
@@ -170,6 +171,8 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "metrics.max_noise": _fraction,
         "metrics.max_cluster_share": _fraction,
         "metrics.common_k": _int_in(1),  # narrower data keeps all its features
+        "consensus.members": _int_in(1, 100),
+        "consensus.K": _optional(_int_in(2, lim.n_train, " (at most the train samples)"), "the clusterer's K"),
         "plots.scatter_points": _int_in(1),
         **_SWEEP_WIDE,
     }
@@ -240,14 +243,14 @@ def _check_other_spaces(node: DictConfig) -> None:
 
 
 def _check_pca_after_patches(node: DictConfig) -> None:
-    """PCA after patch codes has n_filters·pool² features to reduce, not the pixels."""
+    """PCA after patch codes has n_filters·pool² features (per scale) to reduce, not the pixels."""
     if "n_filters" not in node or "pca_k" not in node:
         return
-    n = node.n_filters * node.pool**2
+    n = node.n_filters * node.pool**2 * (2 if "large_patch" in node else 1)
     if node.pca_k > n:
         raise ConfigError(
             f"reducer.pca_k={node.pca_k!r} is not allowed: expected an integer in 1..{n} (the patch features,"
-            f" n_filters·pool²)"
+            f" n_filters·pool² per scale)"
         )
 
 
@@ -301,9 +304,9 @@ def build(node: DictConfig, group: str) -> Any:
 
 
 def _check_params(est: Any) -> None:
-    """scikit-learn's own parameter constraints, for the estimator and each step of a Pipeline. (umap-learn checks
-    its parameters only with the data in hand; its short keys are checked by the rules above.)"""
-    for _, step in getattr(est, "steps", []):
+    """scikit-learn's own parameter constraints, for the estimator and each step of a Pipeline or FeatureUnion.
+    (umap-learn checks its parameters only with the data in hand; its short keys are checked by the rules above.)"""
+    for _, step in [*getattr(est, "steps", []), *getattr(est, "transformer_list", [])]:  # Pipeline, FeatureUnion
         _check_params(step)
     if hasattr(est, "_parameter_constraints"):
         est._validate_params()

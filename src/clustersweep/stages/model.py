@@ -1,6 +1,7 @@
 """The fitted pipeline a run logs as its MLflow model: the reducer's steps, then the clusterer — or, for a clusterer
 without `predict` (DBSCAN, HDBSCAN, agglomerative), the rule the run assigns its test set by
-(`cluster.NearestCluster`) — so that `predict` maps raw rows to the cluster ids the run would give them."""
+(`cluster.NearestCluster`) — so that `predict` maps raw rows to the cluster ids the run would give them. A consensus
+run (`consensus.members`) logs `ConsensusPipeline`: every member's pipeline, then the rule that combines them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
@@ -61,9 +63,22 @@ def assemble(
     return pipeline
 
 
-def requirements(model: ClusterPipeline) -> list[str]:
+class ConsensusPipeline(ClusterMixin, BaseEstimator):
+    """The members' fitted pipelines (`ClusterPipeline`s, one per seed) and the fitted rule that combines their
+    clusters into one (`consensus.BipartiteConsensus`): `predict` runs every member, then the rule."""
+
+    def __init__(self, members: list[ClusterPipeline], combiner: ClusterMixin) -> None:
+        self.members = members
+        self.combiner = combiner
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.combiner.predict(np.column_stack([m.predict(X) for m in self.members])))
+
+
+def requirements(model: ClusterPipeline | ConsensusPipeline) -> list[str]:
     """pip requirements, pinned to the versions that fitted it (umap-learn when a step is UMAP)."""
-    names = [*REQUIREMENTS, *(["umap-learn"] if any("umap" in type(s).__module__ for _, s in model.steps) else [])]
+    steps = [s for m in getattr(model, "members", [model]) for _, s in m.steps]
+    names = [*REQUIREMENTS, *(["umap-learn"] if any("umap" in type(s).__module__ for s in steps) else [])]
     out = []
     for name in names:
         try:

@@ -25,6 +25,7 @@ from clustersweep.config.validate import validate
 from clustersweep.data.dataset import Dataset, load
 from clustersweep.report import markdown
 from clustersweep.stages import cache, cluster, metrics, model, reduce
+from clustersweep.tasks import consensus
 from clustersweep.tasks.cluster_plots import Fitted, pages
 from clustersweep.tracking import assets, runs, ui
 from clustersweep.tracking.identity import flat_params, identity
@@ -48,7 +49,7 @@ class Stopwatch:
     """Wall time per stage, logged as `time_<stage>_s`; each stage's start and end also go to the log (under
     Hydra, the console), so a long fit shows where it is."""
 
-    LONG = ("reduce", "cluster")  # the fits: said at INFO; the other stages at DEBUG
+    LONG = ("reduce", "cluster", "consensus")  # the fits: said at INFO; the other stages at DEBUG
 
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
@@ -140,6 +141,12 @@ def _fit_and_log(
     with watch("assign"):
         predictor = cluster.predictor(clusterer, Z_train[idx], fit_clusters)
         test_clusters = predictor.predict(Z_test)
+    group = [consensus.Member(reducer, predictor, fit_clusters, test_clusters, hit)]
+    if cfg.consensus.members > 1:  # the members' partitions combined: the run's clusters, its clusterer the rule
+        with watch("consensus"):
+            group = consensus.members(cfg, data, prep.uri, idx, group[0])
+            clusterer, fit_clusters, test_clusters = consensus.combine(cfg, group)
+            hit = all(m.cached for m in group)
     f = Fitted(reducer, clusterer, Z_train, Z_test, idx, fit_clusters, test_clusters, evr)
     with watch("metrics"):
 
@@ -190,13 +197,16 @@ def _fit_and_log(
     costs = {}
     if cfg.model.log:
         with watch("model"):
-            pipeline = model.assemble(reducer, predictor, cfg.compute.threads, data.value_range)
+            pipelines = [model.assemble(m.reducer, m.predictor, cfg.compute.threads, data.value_range) for m in group]
+            pipeline = pipelines[0] if len(group) == 1 else model.ConsensusPipeline(pipelines, clusterer)
             model_id, costs["size_model_bytes"] = _log_model(run, prep, pipeline)
             run.score_model(model_id, m, scored_at, data.train_input())
     return m, skipped, md, flawed, costs
 
 
-def _log_model(run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline) -> tuple[str, int]:
+def _log_model(
+    run: runs.Run, prep: Prepared, pipeline: model.ClusterPipeline | model.ConsensusPipeline
+) -> tuple[str, int]:
     """The fitted pipeline as the run's MLflow model, with the run's params and what a later `predict` needs to
     read new data; returns its model id and size in bytes."""
     data = prep.data
