@@ -4,7 +4,8 @@ the data's exact PCA and SVD bases (spectrum, k95, the notebook's curves over k)
 
 On disk with joblib.Memory (atomic writes, safe for parallel jobs), under `cache.dir`, by default a
 `cache/` folder beside a SQLite tracking store or `~/.cache/clustersweep/cache` otherwise. Key: the data's sha256,
-subsample, seed, the stage's resolved config and the code of its own steps (`features`) — never the files' place.
+subsample, seed (the run's; the `patches` metric space's own fixed one), the stage's resolved config and the code
+of its own steps (`features`) — never the files' place.
 """
 
 from __future__ import annotations
