@@ -71,6 +71,15 @@ def test_short_names_feed_the_estimator(make_cfg):
         (["metrics.other_spaces=[pixels]"], "expected a list of distinct spaces out of common, embedding"),
         (["metrics.other_spaces=embedding"], "metrics.other_spaces='embedding' is not allowed: expected a list"),
         (["metrics.other_spaces=[common]"], "metrics.other_spaces=['common'] is not allowed: it holds metrics.space"),
+        (["metrics.patches.pool=0"], "metrics.patches.pool=0 is not allowed: expected an integer ≥ 1"),
+        (
+            ["metrics.space=patches", "metrics.patches.patch=20", "metrics.patches.pool=10"],
+            "metrics.patches (metrics.space=patches): The 'pool' parameter of PatchCodes must be at most 9 for 28×28",
+        ),
+        (
+            ["dataset.image_shape=[28,28,3]", "metrics.other_spaces=[patches]"],
+            "metrics.other_spaces=['patches'] is not allowed for dataset=synthetic: the patches space needs grey",
+        ),
         (
             ["reducer=umap", "reducer.n_neighbors=1"],
             "reducer.n_neighbors=1 is not allowed: expected an integer ≥ 2",

@@ -11,11 +11,14 @@ from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from sklearn.decomposition import PCA
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from clustersweep.data.dataset import load
 from clustersweep.report import tables
 from clustersweep.stages import cache, metrics
 from clustersweep.stages.cluster import fit_rows
+from clustersweep.stages.features import PatchCodes
 from clustersweep.tasks.cluster import run
 
 SCORES = {"ari", "nmi", "purity", "acc_hungarian", "n_clusters", *metrics.LABEL_FREE}
@@ -60,6 +63,43 @@ def test_metrics_space_embedding_scores_in_the_runs_own_space_and_other_spaces_a
     both = run(make_cfg("metrics.other_spaces=[embedding]", "plots.enabled=false")).metrics
     for m in ("silhouette", "davies_bouldin", "calinski_harabasz", "modularity"):
         assert both[m] == common[m] and both[f"{m}.embedding"] == own[m]
+
+
+def test_the_patches_space_is_one_space_for_every_seed_and_reducer(make_cfg, store):
+    """`patches`: exact PCA of the standardized patch codes, coded with a seed of their own, never the run's: runs
+    with other seeds and reducers are scored in the very same space, fitted once."""
+    off = ["plots.enabled=false", "model.log=false"]
+    a = make_cfg("reducer=pca", "seed=1", "metrics.space=patches", *off)
+    b = make_cfg("reducer=svd", "seed=2", "metrics.other_spaces=[embedding,patches]", *off)
+    folder = cache.cache_dir(a, store)
+    first = run(a).metrics
+    fits = cache.stored(folder)["reducer fits"][0]  # pca-k8 and the patches space
+    second = run(b).metrics
+    assert cache.stored(folder)["reducer fits"][0] == fits + 2  # svd-k8 and the common space: the patches space hit
+    assert "modularity" in first and "modularity.patches" not in first
+    assert {"modularity.patches", "modularity.embedding", "silhouette.patches"} <= set(second)
+    data = load(a.dataset, a.seed)
+    shared = [cache.patch_space(cfg, load(cfg.dataset, cfg.seed), store) for cfg in (a, b)]
+    np.testing.assert_array_equal(shared[0], shared[1])
+    p = a.metrics.patches
+    codes = PatchCodes(list(data.image_shape), p.n_filters, p.patch, p.pool, random_state=p.seed)
+    pca = PCA(a.metrics.common_k, svd_solver="covariance_eigh")
+    np.testing.assert_allclose(
+        shared[0], make_pipeline(codes, StandardScaler(), pca).fit_transform(data.X_train), atol=1e-4
+    )
+
+
+def test_a_subsample_of_another_seed_goes_through_the_one_fitted_patches_space(make_cfg, store):
+    """The space is fitted on the rows its own seed draws; a run's other subsample is mapped through it, so a train
+    row drawn by both seeds has the same coordinates in both."""
+    cfgs = [make_cfg("dataset.n_train=300", f"seed={seed}") for seed in (0, 3)]
+    data = [load(cfg.dataset, cfg.seed) for cfg in cfgs]
+    spaces = [cache.patch_space(cfg, d, store) for cfg, d in zip(cfgs, data, strict=True)]
+    rows = [{row.tobytes(): i for i, row in enumerate(d.X_train)} for d in data]
+    both = sorted(rows[0].keys() & rows[1].keys())
+    assert 50 < len(both) < 300 and all(len(s) == 300 for s in spaces)
+    first, second = ([r[key] for key in both] for r in rows)
+    np.testing.assert_allclose(spaces[0][first], spaces[1][second], atol=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -181,6 +181,11 @@ BAD = {
         ["dataset=arrays", "dataset.path={root}/X.npy", "clusterer.K=50"],
         "clusterer.K=50 is not allowed",
     ),
+    "a patches space without images": (
+        ["dataset=arrays", "dataset.path={root}/X.npy", "metrics.space=patches"],
+        "metrics.space=patches is not allowed for dataset=arrays: the patches space needs grey images of a known "
+        "shape, but dataset.image_shape=None; expected common or embedding",
+    ),
     "an image_shape that does not match the width": (
         ["dataset=arrays", "dataset.path={root}/X.npy", "dataset.image_shape=[3,3]"],
         "dataset.image_shape=[3, 3] holds 9 values but the rows have 4",
@@ -203,6 +208,15 @@ def test_bad_input_is_one_line_before_any_run(make_cfg, store, bad, case):
 def test_bad_input_exits_2_with_one_line_and_no_run(store, bad):
     res = run_py("dataset=arrays", f"dataset.path={bad['root']}/nan.npy", store=store)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "NaN or infinite" in res.stderr, res.stderr
+    assert runs(store, "arrays")[1] == []
+
+
+def test_a_patches_space_on_rows_that_are_no_images_exits_2_with_one_line_and_no_run(store, bad):
+    args = ["dataset=arrays", f"dataset.path={bad['X']}", "reducer.k=2", "clusterer.K=2"]
+    res = run_py(*args, "metrics.other_spaces=[embedding,patches]", store=store)
+    said = "error: metrics.other_spaces=['embedding', 'patches'] is not allowed for dataset=arrays: the patches space"
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and res.stderr.startswith(said), res.stderr
+    assert "expected a list out of common, embedding" in res.stderr
     assert runs(store, "arrays")[1] == []
 
 

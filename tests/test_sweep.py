@@ -318,3 +318,28 @@ def test_a_grid_by_stability_or_ace_picks_the_configuration_those_criteria_rank_
     assert set(ace) == {0.75, 1.0} or set(ace) == {1.0, 0.5}  # two configurations ranked in two spaces
     top = table.loc[table.group == ace.idxmax()].sort_values("seed").iloc[0]
     assert again.data.tags["best.run_id"] == top.run_id and again.data.tags["best.selected_by"] == "ace"
+
+
+def test_ace_over_the_three_spaces_ranks_each_configuration_in_pixels_embedding_and_patches(store):
+    """With metrics.other_spaces=[embedding,patches] every run is scored in the common space of the pixels, its
+    own and the common space of the patch codes; ace is each configuration's percentile rank by modularity in
+    each of the three, averaged; the parent's report follows it."""
+    from clustersweep.report.tables import replicated, sweep_table, with_criteria
+
+    grid = ["dataset=digits", "dataset.n_train=300", "dataset.n_test=100", "reducer.k=8", "clusterer.K=8,10"]
+    tiny = ["clusterer.n_init=1", "plots.enabled=false", "model.log=false", "sweep.replicates=2"]
+    args = [*grid, *tiny, "metrics.other_spaces=[embedding,patches]", "sweep.select_by=ace"]
+    res = run_py("-m", *args, store=store)
+    assert res.returncode == 0 and "could not" not in res.stderr, res.stdout + res.stderr
+    client, (parent,), children = sweep_runs(store, "digits")
+    assert len(children) == 4 and all("modularity.patches" in c.data.metrics for c in children)
+    table = with_criteria(client, sweep_table(client, parent.info.run_id), "modularity")
+    per = replicated(table).set_index("group")
+    spaces = per[["modularity", "modularity.embedding", "modularity.patches"]]
+    assert spaces.notna().all().all() and len(per) == 2
+    np.testing.assert_allclose(per.ace, spaces.rank(pct=True).mean(axis=1))  # the mean over 3 spaces
+    top = table.loc[table.group == per.ace.idxmax()].sort_values("seed").iloc[0]
+    assert parent.data.tags["best.run_id"] == top.run_id and parent.data.tags["best.selected_by"] == "ace"
+    assert parent.data.metrics["best_ace"] == pytest.approx(per.ace.max())
+    files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "report.md" in files and "summary" in files, files

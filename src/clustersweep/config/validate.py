@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from clustersweep.errors import ConfigError
+from clustersweep.stages.features import PatchCodes
 from clustersweep.stages.metrics import CRITERIA, LABEL_FREE, NEIGHBOURS, SPACES
 
 
@@ -171,6 +172,10 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "metrics.max_noise": _fraction,
         "metrics.max_cluster_share": _fraction,
         "metrics.common_k": _int_in(1),  # narrower data keeps all its features
+        "metrics.patches.n_filters": _int_in(2),
+        "metrics.patches.patch": _int_in(2),  # at most the images' side: checked when the space is asked for
+        "metrics.patches.pool": _int_in(1),
+        "metrics.patches.seed": _int_in(0, 2**32 - 1),
         "consensus.members": _int_in(1, 100),
         "consensus.K": _optional(_int_in(2, lim.n_train, " (at most the train samples)"), "the clusterer's K"),
         "plots.scatter_points": _int_in(1),
@@ -192,6 +197,7 @@ def validate(cfg: DictConfig, data: Any = None) -> dict[str, Any]:
     _check_other_spaces(cfg.metrics)
     _check_pca_after_patches(cfg.reducer)
     _check_images_for_patches(cfg, data)
+    _check_patch_space(cfg, data)
     built = {}
     for group in ("reducer", "clusterer"):
         _check_keys_used(cfg[group], group)
@@ -264,6 +270,32 @@ def _check_images_for_patches(cfg: DictConfig, data: Any) -> None:
             f"reducer={cfg.reducer.name} needs grey images of a known shape, but dataset.image_shape="
             f"{None if shape is None else list(shape)}: set dataset.image_shape=[height,width] (rows that are images)"
         )
+
+
+def _check_patch_space(cfg: DictConfig, data: Any) -> None:
+    """The `patches` metric space codes grey images of a known (H, W) shape with `metrics.patches`; a shape the
+    files may give (dataset.image_shape=null before loading) is checked once they are read."""
+    node = cfg.metrics
+    key = "metrics.space" if node.space == "patches" else "metrics.other_spaces"
+    if key == "metrics.other_spaces" and "patches" not in node.get("other_spaces", []):
+        return
+    value = node.space if key == "metrics.space" else list(node.other_spaces)
+    shape = data.image_shape if data is not None else cfg.dataset.get("image_shape")
+    if shape is None and data is None:
+        return
+    if shape is None or len(shape) != 2:
+        others = [s for s in SPACES if s != "patches"]
+        raise ConfigError(
+            f"{key}={value} is not allowed for dataset={cfg.dataset.name}: the patches space needs grey images of a "
+            f"known shape, but dataset.image_shape={None if shape is None else list(shape)}; expected "
+            f"{' or '.join(others) if key == 'metrics.space' else 'a list out of ' + ', '.join(others)}"
+        )
+    p = node.patches
+    codes = PatchCodes(list(shape), p.n_filters, p.patch, p.pool, random_state=p.seed)
+    try:
+        codes._validate_params()
+    except ValueError as e:
+        raise ConfigError(f"metrics.patches ({key}={value}): {_first_line(e)}") from None
 
 
 # Keys that describe or steer the stage, not the estimator.

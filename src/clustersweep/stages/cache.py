@@ -4,7 +4,8 @@ the data's exact PCA and SVD bases (spectrum, k95, the notebook's curves over k)
 
 On disk with joblib.Memory (atomic writes, safe for parallel jobs), under `cache.dir`, by default a
 `cache/` folder beside a SQLite tracking store or `~/.cache/clustersweep/cache` otherwise. Key: the data's sha256,
-subsample, seed, the stage's resolved config and the code of its own steps (`features`) — never the files' place.
+subsample, seed (the run's; the `patches` metric space's own fixed one), the stage's resolved config and the code
+of its own steps (`features`) — never the files' place.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hydra.utils import instantiate
 from joblib import Memory
 from omegaconf import DictConfig, OmegaConf
 
-from clustersweep.data.dataset import load
+from clustersweep.data.dataset import Dataset, load
 from clustersweep.stages import reduce
 from clustersweep.tracking.identity import numbers_only, targets_code
 from clustersweep.tracking.store import local_dir
@@ -49,12 +50,15 @@ def _bases(data_sha256: str, n_train: int | None, n_test: int | None, seed: int,
     return reduce.exact_bases(load(OmegaConf.create(dataset), seed).X_train)
 
 
-def _cached(cfg: DictConfig, uri: str, func: Callable, *key: Any, **outside: Any) -> tuple[Any, bool]:
+def _cached(
+    cfg: DictConfig, uri: str, func: Callable, *key: Any, seed: int | None = None, **outside: Any
+) -> tuple[Any, bool]:
     """func(*key, n_train, n_test, seed, threads, dataset, **outside) through the cache, `outside` not in its key;
-    returns (value, whether it was cached). The fit runs on the caller's `compute.threads`, which changes its last
-    digits: it is in the key."""
+    returns (value, whether it was cached). `seed` (which draws a subsample): the run's, or a fixed one for what
+    every seed shares. The fit runs on the caller's `compute.threads`, which changes its last digits: it is in the
+    key."""
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
-    args = (*key, ds["n_train"], ds["n_test"], cfg.seed, cfg.compute.threads)
+    args = (*key, ds["n_train"], ds["n_test"], cfg.seed if seed is None else seed, cfg.compute.threads)
     if not cfg.cache.enabled:
         return func(*args, ds, **outside), False
     memo = Memory(cache_dir(cfg, uri), verbose=0).cache(func, ignore=["dataset", *outside])
@@ -84,6 +88,23 @@ def common_space(cfg: DictConfig, data_sha256: str, uri: str, n_features: int) -
     estimator = {"_target_": "sklearn.decomposition.PCA", "n_components": min(cfg.metrics.common_k, n_features)}
     estimator["svd_solver"] = "covariance_eigh"
     return _cached(cfg, uri, _fit_reducer, estimator, data_sha256)[0][1]
+
+
+def patch_space(cfg: DictConfig, data: Dataset, uri: str) -> np.ndarray:
+    """Train in the common space of the patch codes: `metrics.patches` codes (their own fixed seed, never the
+    run's), standardized, then exact PCA to `metrics.common_k` components; fitted once on the train rows that seed
+    draws (all of train unless subsampled) and shared by every run of the data, whatever its reducer and seed. A
+    run's own subsample (other rows) goes through that same fitted space."""
+    p = cfg.metrics.patches
+    codes = {"_target_": "clustersweep.stages.features.PatchCodes", "image_shape": list(data.image_shape)}
+    codes.update(n_filters=p.n_filters, patch=p.patch, pool=p.pool, random_state=p.seed, _convert_="all")
+    pca = {"_target_": "sklearn.decomposition.PCA", "svd_solver": "covariance_eigh"}
+    pca["n_components"] = min(cfg.metrics.common_k, p.n_filters * p.pool**2)
+    scaler = {"_target_": "sklearn.preprocessing.StandardScaler"}
+    estimator = {"_target_": "sklearn.pipeline.make_pipeline", "_args_": [codes, scaler, pca]}
+    key = f"{data.sha256}+code:{targets_code(estimator)}"  # refitted when the patch codes' code changes
+    (space, Z_train, _, _), _ = _cached(cfg, uri, _fit_reducer, estimator, key, seed=p.seed)
+    return Z_train if not data.subsample or cfg.seed == p.seed else space.transform(data.X_train)
 
 
 def spectrum(cfg: DictConfig, data_sha256: str, uri: str) -> np.ndarray:

@@ -35,7 +35,7 @@ from clustersweep.stages import distances, memo
 
 NOISE = -1
 LABEL_FREE = ("silhouette", "davies_bouldin", "calinski_harabasz", "modularity")  # may pick a run; labels never do
-SPACES = ("common", "embedding")  # where the label-free metrics are computed: metrics.space, metrics.other_spaces
+SPACES = ("common", "embedding", "patches")  # where the label-free metrics are computed: metrics.space, other_spaces
 REPLICATED, RANKED = "stability", "ace"  # of a configuration's replicates; of a run among the others
 CRITERIA = (*LABEL_FREE, REPLICATED, RANKED)  # every label-free choice of a run: sweep.select_by
 NEIGHBOURS = 15  # modularity's graph: each point linked to its 15 nearest (UMAP's default neighbourhood)

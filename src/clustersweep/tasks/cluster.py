@@ -151,9 +151,11 @@ def _fit_and_log(
     with watch("metrics"):
 
         def space(name: str) -> np.ndarray:  # the fitted train rows in a metric space
-            n_features = data.X_train.shape[1]
-            whole = Z_train if name == "embedding" else cache.common_space(cfg, data.sha256, prep.uri, n_features)
-            return whole[idx]
+            if name == "embedding":
+                return Z_train[idx]
+            if name == "patches":
+                return cache.patch_space(cfg, data, prep.uri)[idx]
+            return cache.common_space(cfg, data.sha256, prep.uri, data.X_train.shape[1])[idx]
 
         sizes = cfg.metrics.silhouette_sample_size, cfg.metrics.modularity_sample_size, cfg.seed
         y_fit = None if data.y_train is None else data.y_train[idx]
