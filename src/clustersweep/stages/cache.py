@@ -108,4 +108,3 @@ def clear(folder: Path) -> None:
     """Empty the cache in `folder` (only what it cached: the folder may hold more); later runs fit again."""
     for func in CACHED.values():
         Memory(folder, verbose=0).cache(func).clear(warn=False)
-
