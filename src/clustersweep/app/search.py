@@ -349,7 +349,7 @@ def value(outcomes: list[Any], objective: str, client: MlflowClient | None) -> f
     if objective == REPLICATED:
         ran = [o.run_id for o in outcomes]
         return tables.stability(client, ran) if client is not None and all(ran) else None
-    values = [o.values and o.values.get(objective) for o in outcomes]
+    values = [(o.values or {}).get(objective) for o in outcomes]
     if any(v is None or not math.isfinite(v) for v in values):
         return None
     return float(np.mean(values))
