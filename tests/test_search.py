@@ -44,6 +44,9 @@ def _compose(*overrides: str):
 def test_the_direction_follows_the_objective_metric():
     assert _compose("search=umap_gmm").hydra.sweeper.direction == "maximize"
     assert _compose("search=umap_gmm", "sweep.select_by=davies_bouldin").hydra.sweeper.direction == "minimize"
+    several = _compose("search=umap_gmm", "sweep.select_by=[stability,davies_bouldin]").hydra.sweeper.direction
+    assert list(several) == ["maximize", "minimize"]  # a direction per objective
+    assert _compose("search=umap_gmm", "sweep.select_by=[davies_bouldin]").hydra.sweeper.direction == "minimize"
 
 
 def test_a_search_sets_its_objective():
