@@ -14,6 +14,7 @@ from wsgiref.util import setup_testing_defaults
 import numpy as np
 import optuna
 import optuna_dashboard
+import pandas as pd
 import pytest
 from conftest import ROOT, read_until, run_py, runs, start_run_py
 from hydra import compose, initialize_config_dir
@@ -43,6 +44,9 @@ def _compose(*overrides: str):
 def test_the_direction_follows_the_objective_metric():
     assert _compose("search=umap_gmm").hydra.sweeper.direction == "maximize"
     assert _compose("search=umap_gmm", "sweep.select_by=davies_bouldin").hydra.sweeper.direction == "minimize"
+    several = _compose("search=umap_gmm", "sweep.select_by=[stability,davies_bouldin]").hydra.sweeper.direction
+    assert list(several) == ["maximize", "minimize"]  # a direction per objective
+    assert _compose("search=umap_gmm", "sweep.select_by=[davies_bouldin]").hydra.sweeper.direction == "minimize"
 
 
 def test_a_search_sets_its_objective():
@@ -385,3 +389,72 @@ def test_a_search_by_stability_is_told_the_agreement_of_its_replicates(store, tm
         assert t.value == pytest.approx(stability(parts), abs=1e-12)
     (parent,) = [r for r in found if "sweep.study" in r.data.tags]
     assert parent.data.metrics["best_stability"] == pytest.approx(study.best_value, abs=1e-12)
+
+
+def test_a_search_by_several_objectives_is_a_multi_objective_study_whose_parent_picks_from_the_front(store):
+    """`sweep.select_by=[modularity,davies_bouldin]`: a study with a direction per objective, each trial told its
+    run's value of each; the parent marks the Pareto front of its children's metrics and picks by the rule."""
+    from clustersweep.report import pareto
+
+    args = [a for a in SEARCH if not a.startswith(("hydra.sweeper.n_trials", "clusterer.n_init"))]
+    both = ["modularity", "davies_bouldin"]  # on this data, a front of two
+    res = run_py(
+        *args, "hydra.sweeper.n_trials=5", "clusterer.n_init=1", f"sweep.select_by=[{','.join(both)}]", store=store
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    study = _study(store)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert re.fullmatch(r"pca_kmeans-modularity,davies_bouldin-[0-9a-f]{8}", study.study_name), study.study_name
+    client, found = runs(store)
+    (parent,) = [r for r in found if "sweep.study" in r.data.tags]
+    children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    by_id = {c.info.run_id: c for c in children}
+    for t in done:  # a trial is told its run's value of each objective
+        assert t.values == [by_id[t.user_attrs["mlflow_run_id"]].data.metrics[m] for m in both]
+    table = pd.DataFrame(
+        [{"run_name": c.info.run_name, **{m: c.data.metrics[m] for m in both}} for c in children]
+    ).set_index("run_name")
+    directions = ["maximize", "minimize"]
+    front = pareto.pareto_front(table, both, directions)
+    assert front.sum() == 2 and len(front) == 5
+    assert parent.data.tags["sweep.pareto_front"].split(", ")[0] == parent.data.tags["best.run_name"]
+    assert sorted(parent.data.tags["sweep.pareto_front"].split(", ")) == sorted(table.index[front])
+    assert sorted(t.number for t in study.best_trials) == sorted(
+        t.number for t in done if front[by_id[t.user_attrs["mlflow_run_id"]].info.run_name]
+    )  # Optuna's Pareto front is the same
+    assert parent.data.tags["best.run_name"] == pareto.pick(table, both, directions)
+    assert parent.data.tags["best.selected_by"] == parent.data.tags["sweep.select_by"] == "modularity,davies_bouldin"
+    assert {"best_modularity", "best_davies_bouldin"} <= set(parent.data.metrics)
+    summary = pd.read_csv(
+        client.download_artifacts(parent.info.run_id, "summary/summary.csv", str(Path(store[10:]).parent))
+    )
+    assert sorted(summary.run_name[summary.pareto_front]) == sorted(table.index[front])
+    assert "## Pareto front of modularity, davies_bouldin: 2 of 5 configurations" in res.stdout
+    assert "**Best by the Pareto front of modularity, davies_bouldin** (label-free): " in res.stdout
+
+    again = run_py(
+        *args, "hydra.sweeper.n_trials=5", "clusterer.n_init=1", f"sweep.select_by=[{','.join(both)}]", store=store
+    )
+    assert again.returncode == 0 and "has 5 completed trial(s); 0 to run" in again.stdout, again.stdout + again.stderr
+    (pick,) = [
+        t for t in done if by_id[t.user_attrs["mlflow_run_id"]].info.run_name == parent.data.tags["best.run_name"]
+    ]
+    assert f"its best, trial {pick.number}: modularity" in again.stdout and "its Pareto front: trials" in again.stdout
+
+
+@pytest.mark.parametrize(
+    "select_by, said",
+    [
+        ("[silhouette,ace]", "error: sweep.select_by=[silhouette,ace] cannot be a search's objective: ace ranks"),
+        ("[silhouette,silhouette]", "error: sweep.select_by=['silhouette', 'silhouette'] is not allowed: expected"),
+        ("[silhouette,nmi]", "error: sweep.select_by=['silhouette', 'nmi'] is not allowed: expected one of"),
+        ("[]", "error: sweep.select_by=[] is not allowed: expected one of silhouette"),
+        ("[silhouette,stability]", "error: sweep.select_by=[silhouette,stability] needs sweep.replicates ≥ 2, got 1"),
+    ],
+)
+def test_several_objectives_that_cannot_be_searched_are_one_line_before_any_study_or_run(store, select_by, said):
+    res = run_py(*SEARCH, f"sweep.select_by={select_by}", "metrics.other_spaces=[embedding]", store=store)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stdout + res.stderr
+    assert res.stderr.startswith(said), res.stderr
+    assert not Path(storage_url(store, None).removeprefix("sqlite:///")).exists() and runs(store)[1] == []

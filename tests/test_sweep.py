@@ -203,6 +203,25 @@ def test_a_lower_is_better_objective_names_the_same_best_run_everywhere(store):
     assert "### " + lowest in report  # the best run's own report
 
 
+def test_a_grid_by_several_objectives_picks_from_their_pareto_front_by_the_rule(store):
+    """`sweep.select_by=[modularity,davies_bouldin]` in a grid: the same front and pick as a search (one function,
+    `report.pareto`), on the children's metrics; the report and summary.csv mark the front."""
+    from clustersweep.report import pareto
+
+    both = ["modularity", "davies_bouldin"]
+    args = ["dataset=synthetic", "reducer.k=8", "clusterer.n_init=1", "plots.enabled=false", "clusterer.K=2,3,4,5,6"]
+    res = run_py("-m", *args, f"sweep.select_by=[{','.join(both)}]", store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    client, (parent,), children = sweep_runs(store)
+    table = pd.DataFrame([{"name": c.info.run_name, **{m: c.data.metrics[m] for m in both}} for c in children])
+    table = table.set_index("name")
+    front = pareto.pareto_front(table, both, ["maximize", "minimize"])
+    assert parent.data.tags["best.run_name"] == pareto.pick(table, both, ["maximize", "minimize"])
+    assert sorted(parent.data.tags["sweep.pareto_front"].split(", ")) == sorted(table.index[front])
+    assert parent.data.tags["best.selected_by"] == "modularity,davies_bouldin"
+    assert f"## Pareto front of modularity, davies_bouldin: {front.sum()} of 5 configurations" in res.stdout
+
+
 def test_degenerate_clusterings_are_tagged_said_and_never_the_best(store, make_cfg):
     """One DBSCAN cluster, an all-noise HDBSCAN: each finishes, tagged `degenerate`, its report says so first and
     has no per-class figures; a sweep's best is a real clustering."""
@@ -278,6 +297,7 @@ def test_replicates_run_each_configuration_with_n_seeds_and_the_best_is_the_best
         (["sweep.replicates=0"], "error: sweep.replicates=0 is not allowed: expected an integer in 1..100"),
         (["sweep.select_by=stability"], "error: sweep.select_by=stability needs sweep.replicates ≥ 2, got 1"),
         (["sweep.select_by=ace"], "error: sweep.select_by=ace needs metrics.other_spaces, got []"),
+        (["sweep.select_by=[ace,silhouette]"], "error: sweep.select_by=[ace,silhouette] needs metrics.other_spaces"),
         (
             ["search=pca_kmeans", "sweep.select_by=ace", "metrics.other_spaces=[embedding]"],
             "error: sweep.select_by=ace cannot be a search's objective",

@@ -3,7 +3,7 @@
 A job never raises into Hydra (which would stop the sweep): its failure is recorded on its child run (FAILED, tag
 `error`, artifact `error.txt`) — a run made for it when it failed before its run existed — and the next job runs.
 A job whose identity (resolved config + data sha256 + code version) already FINISHED in the experiment is skipped
-and listed on the parent. Its value is its `sweep.select_by` metric: the objective of a search.
+and listed on the parent. Its values are its `sweep.select_by` metrics: the objectives of a search.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from clustersweep.app.cli import start_up
 from clustersweep.app.sweep import ENV_PARENT, ENV_START, ENV_TOTAL, TASK, UNLOGGED
 from clustersweep.config.names import run_name
 from clustersweep.errors import ConfigError, one_line
+from clustersweep.stages.metrics import objectives
 from clustersweep.tasks.cluster import execute, prepare
 from clustersweep.tracking import runs
 from clustersweep.tracking.identity import finished_twin
@@ -29,11 +30,12 @@ from clustersweep.tracking.store import DEFAULT_URI, check_reachable, open_exper
 
 
 class Outcome(NamedTuple):
-    """What a job gives its sweeper: its `sweep.select_by` metric, the objective of a search (None when it failed,
-    has none, or its clustering is degenerate: the search then marks the trial failed and goes on, never its
-    best), and the run that holds it (None when it failed before its run existed)."""
+    """What a job gives its sweeper: its `sweep.select_by` metrics by name, the objectives of a search (None when it
+    failed or its clustering is degenerate, a metric None when the run has none: the search then marks the trial
+    failed and goes on, never its best), and the run that holds them (None when it failed before its run
+    existed)."""
 
-    value: float | None
+    values: dict[str, float | None] | None
     run_id: str | None
 
 
@@ -61,7 +63,7 @@ def job(cfg: DictConfig) -> Outcome:
                 client.set_tag(parent, f"skipped.{num}", done)
             print(f"{head} … skipped: identical run {done} already finished", flush=True)
             twin = client.get_run(done).data
-            return Outcome(None if "degenerate" in twin.tags else twin.metrics.get(cfg.sweep.select_by), done)
+            return Outcome(None if "degenerate" in twin.tags else _values(twin.metrics, cfg), done)
         print(f"{head} … started", flush=True)
         result = execute(prep, tags, parent=parent)
     except KeyboardInterrupt:
@@ -79,7 +81,12 @@ def job(cfg: DictConfig) -> Outcome:
     said = f", nmi {nmi:.2f}" if nmi is not None else ""
     said += f", degenerate: {result.degenerate}" if result.degenerate else ""
     print(f"{head} … finished in {took:.1f} s{said}{_eta(num, total)}", flush=True)
-    return Outcome(None if result.degenerate else result.metrics.get(cfg.sweep.select_by), result.run_id)
+    return Outcome(None if result.degenerate else _values(result.metrics, cfg), result.run_id)
+
+
+def _values(scores: dict[str, float], cfg: DictConfig) -> dict[str, float | None]:
+    """A run's value of each objective of `sweep.select_by`."""
+    return {m: scores.get(m) for m in objectives(cfg.sweep.select_by)}
 
 
 def _record_failure(

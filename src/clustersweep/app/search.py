@@ -6,7 +6,9 @@ trials Hydra's launcher runs as sweep jobs.
 - The space is Hydra's override grammar (`choice`, `range`, `interval`, `tag(log, interval(…))`), given in
   `hydra.sweeper.params` or on the command line; `range(a, b)` is a to b, both included.
 - The objective is `sweep.select_by`, a label-free metric; the study's direction follows it (resolver
-  `cs.direction`, config/resolvers.py).
+  `cs.direction`, config/resolvers.py). A list of them is a multi-objective study, a direction per objective: each
+  trial is told a value per objective, and the parent run reports the Pareto front and its pick
+  (report/pareto.py).
 - The study is kept with the runs (`storage_url`: `optuna.db` beside a SQLite tracking store, schema `optuna` of
   a PostgreSQL one, or `search.storage`), so an interrupted search resumes, from any machine that reaches the
   storage: `n_trials` is the study's budget of completed trials, and a rerun asks only for those still missing.
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import pandas as pd
 import sqlalchemy
 from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -45,8 +48,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from clustersweep.errors import ConfigError, one_line
-from clustersweep.report import tables
-from clustersweep.stages.metrics import REPLICATED
+from clustersweep.report import pareto, tables
+from clustersweep.stages.metrics import REPLICATED, objectives, objectives_name
 from clustersweep.tracking.identity import NOT_IDENTITY
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import local_dir, sqlite_path
@@ -128,20 +131,29 @@ def study_identity(cfg: DictConfig, search: str, space: Space, data_sha256: str)
         if isinstance(node, dict):
             node.pop(last, None)
     searched = {k: optuna.distributions.distribution_to_json(d) for k, d in space.distributions.items()}
-    what = {"search": search, "objective": cfg.sweep.select_by, "space": searched, "data": data_sha256, "config": fixed}
+    chosen = objectives(cfg.sweep.select_by)
+    objective = chosen[0] if len(chosen) == 1 else chosen  # one objective: the identity it always had
+    what = {"search": search, "objective": objective, "space": searched, "data": data_sha256, "config": fixed}
     if cfg.sweep.replicates > 1:  # a trial's value is over its replicates
         what["replicates"] = int(cfg.sweep.replicates)
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def open_study(
-    name: str | None, search: str, objective: str, identity: str, direction: str, storage: Any, sampler: Any
+    name: str | None,
+    search: str,
+    chosen: Sequence[str],
+    identity: str,
+    direction: str | Sequence[str],
+    storage: Any,
+    sampler: Any,
 ) -> optuna.Study:
-    """The study of this identity: `<search>-<objective>-<identity>` unless `name` is given; a named study that
-    searches something else is refused (one line)."""
-    name = name or f"{search}-{objective}-{identity[:8]}"
+    """The study of this identity: `<search>-<objectives>-<identity>` unless `name` is given (the objectives joined
+    by commas); a direction per objective; a named study that searches something else is refused (one line)."""
+    name = name or f"{search}-{objectives_name(chosen)}-{identity[:8]}"
+    directions = [direction] if isinstance(direction, str) else list(direction)
     study = optuna.create_study(
-        study_name=name, storage=storage, sampler=sampler, direction=direction, load_if_exists=True
+        study_name=name, storage=storage, sampler=sampler, directions=directions, load_if_exists=True
     )
     held = study.user_attrs.get(IDENTITY_ATTR)
     if held is None and not study.trials:
@@ -252,14 +264,22 @@ def resume(study: optuna.Study, budget: int, where: str) -> tuple[int, int]:
     return left, len(study.trials)
 
 
-def say_best(study: optuna.Study, objective: str) -> None:
-    """A complete study's result, for a rerun that has nothing left to run."""
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+def say_best(study: optuna.Study, chosen: Sequence[str]) -> None:
+    """A complete study's result, for a rerun that has nothing left to run: its best trial; with several objectives,
+    the pick of its Pareto front (`pareto.pick`, as the parent run's) and the front's trials."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
         print(f"search: study {study.study_name!r} has no completed trial", flush=True)
         return
-    best = study.best_trial
+    values = pd.DataFrame([t.values for t in done], columns=list(chosen), index=[t.number for t in done])
+    directions = [d.name.lower() for d in study.directions]
+    best = {t.number: t for t in done}[pareto.pick(values, chosen, directions)]
     params = " ".join(f"{k}={v}" for k, v in best.params.items())
-    print(f"search: its best, trial {best.number}: {objective} {best.value:.6g} with {params}", flush=True)
+    scores = ", ".join(f"{m} {v:.6g}" for m, v in zip(chosen, best.values, strict=True))
+    print(f"search: its best, trial {best.number}: {scores} with {params}", flush=True)
+    if len(chosen) > 1:
+        on = values.index[pareto.pareto_front(values, chosen, directions)]
+        print(f"search: its Pareto front: trials {', '.join(map(str, on))} (its best: their pick)", flush=True)
 
 
 def ask_distinct(study: optuna.Study, space: Space, n: int) -> list[optuna.Trial]:
@@ -294,13 +314,13 @@ def run(
     left: int,
     job_idx: int,
     n_jobs: int,
-    objective: str,
+    chosen: Sequence[str],
     seeds: list[int] | None = None,
     client: MlflowClient | None = None,
 ) -> None:
     """Run `left` trials, `n_jobs` at a time through `launcher`, numbered from `job_idx`, and tell the study each
-    one's value of `objective` (`value`). A trial is one job, or with `seeds` (sweep.replicates) one job per seed, its
-    replicates; `client` reads their partitions for the objective `stability`."""
+    one's value of each objective `chosen` (`value`). A trial is one job, or with `seeds` (sweep.replicates) one job
+    per seed, its replicates; `client` reads their partitions for the objective `stability`."""
     per = [f"seed={s}" for s in seeds] if seeds else [None]
     while left > 0:
         trials = ask_distinct(study, space, min(n_jobs, left))
@@ -313,8 +333,8 @@ def run(
                 trial.set_user_attr(RUN_ATTR, ran[0])
             if len(ran) > 1:
                 trial.set_user_attr(REPLICATES_ATTR, ran)
-            got = value(outcomes, objective, client)
-            if got is None:
+            got = [value(outcomes, m, client) for m in chosen]
+            if None in got:
                 study.tell(trial, state=TrialState.FAIL)
             else:
                 study.tell(trial, got)
@@ -329,7 +349,7 @@ def value(outcomes: list[Any], objective: str, client: MlflowClient | None) -> f
     if objective == REPLICATED:
         ran = [o.run_id for o in outcomes]
         return tables.stability(client, ran) if client is not None and all(ran) else None
-    values = [o.value for o in outcomes]
+    values = [(o.values or {}).get(objective) for o in outcomes]
     if any(v is None or not math.isfinite(v) for v in values):
         return None
     return float(np.mean(values))

@@ -36,7 +36,7 @@ from clustersweep.config.validate import check_sweep
 from clustersweep.errors import ConfigError, one_line
 from clustersweep.report import summary
 from clustersweep.report.tables import Outcome, sweep_table, with_criteria
-from clustersweep.stages.metrics import RANKED, REPLICATED, lower_is_better
+from clustersweep.stages.metrics import CRITERIA, RANKED, REPLICATED, lower_is_better, objectives, objectives_name
 from clustersweep.tracking import assets, registry, runs, ui
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import check_reachable, open_experiment, store_errors, tracking_uri
@@ -127,36 +127,43 @@ def check_settings(config: DictConfig) -> None:
         registry.check_name(str(app.sweep.register_best))
     study = OmegaConf.select(config, "hydra.sweeper.study_name")
     earlier = study and _study_parent(app, study)
-    objective = earlier and earlier.data.tags.get("sweep.select_by", app.sweep.select_by)
-    if earlier and objective != app.sweep.select_by:
+    chosen = objectives_name(app.sweep.select_by)
+    objective = earlier and earlier.data.tags.get("sweep.select_by", chosen)
+    if earlier and objective != chosen:
         raise ConfigError(
-            f"study {study!r} optimizes {objective}, not sweep.select_by={app.sweep.select_by}: its values "
+            f"study {study!r} optimizes {objective}, not sweep.select_by={_given(app.sweep.select_by)}: its values "
             f"would mix; give this objective its own hydra.sweeper.study_name"
         )
 
 
+def _given(select_by: object) -> str:
+    """`sweep.select_by` as typed: a metric, or `[a,b]`."""
+    return select_by if isinstance(select_by, str) else f"[{objectives_name(select_by)}]"
+
+
 def _check_criterion(config: DictConfig, app: DictConfig, replicates: int) -> None:
-    """What the sweep's criterion needs: replicates for `stability`, more spaces and a grid for `ace`; a search
+    """What the sweep's criteria need: replicates for `stability`, more spaces and a grid for `ace`; a search
     with replicates draws no seed."""
-    select_by = app.sweep.select_by
+    chosen, said = objectives(app.sweep.select_by), f"sweep.select_by={_given(app.sweep.select_by)}"
     if replicates > 1 and "seed" in (OmegaConf.select(config, "hydra.sweeper.params") or {}):
         raise ConfigError(
             f"hydra.sweeper.params.seed cannot be searched with sweep.replicates={replicates}: the replicates are "
             "the seeds seed … seed+N-1 of every trial; drop it from the space"
         )
-    if select_by == REPLICATED and replicates < 2:
+    if REPLICATED in chosen and replicates < 2:
         raise ConfigError(
-            f"sweep.select_by={REPLICATED} needs sweep.replicates ≥ 2, got {replicates}: it is the agreement "
+            f"{said} needs sweep.replicates ≥ 2, got {replicates}: {REPLICATED} is the agreement "
             "between a configuration's replicates (e.g. sweep.replicates=3)"
         )
-    if select_by == RANKED and is_search(config):
+    if RANKED in chosen and is_search(config):
+        allowed = ", ".join(m for m in CRITERIA if m != RANKED)
         raise ConfigError(
-            f"sweep.select_by={RANKED} cannot be a search's objective: it ranks a grid's runs against each other, so "
-            f"a trial has no value of its own; use it in a grid sweep (-m without search=), or search by {REPLICATED}"
+            f"{said} cannot be a search's objective: {RANKED} ranks a grid's runs against each other, so a trial "
+            f"has no value of its own; a search takes {allowed}, or a list of them (use {RANKED} in a grid sweep)"
         )
-    if select_by == RANKED and not app.metrics.get("other_spaces"):
+    if RANKED in chosen and not app.metrics.get("other_spaces"):
         raise ConfigError(
-            f"sweep.select_by={RANKED} needs metrics.other_spaces, got []: it averages a run's ranks over "
+            f"{said} needs metrics.other_spaces, got []: {RANKED} averages a run's ranks over "
             f"metrics.space={app.metrics.space} and those (e.g. metrics.other_spaces=[embedding])"
         )
 
@@ -180,7 +187,7 @@ class Parent:
     def __init__(
         self, run: runs.Run, sweep: DictConfig, sweep_dir: Path, start: float, register_best: str | None = None
     ) -> None:
-        self.run, self.select_by, self.ace_index = run, str(sweep.select_by), str(sweep.ace_index)
+        self.run, self.objectives, self.ace_index = run, objectives(sweep.select_by), str(sweep.ace_index)
         self.sweep_dir, self.start, self.register_best = sweep_dir, start, register_best
 
     @classmethod
@@ -194,7 +201,7 @@ class Parent:
             "sweep.overrides": grammar,
             "sweep.dir": str(config.hydra.sweep.dir),
             "sweep.jobs": str(jobs or "unknown"),
-            "sweep.select_by": cfg.sweep.select_by,
+            "sweep.select_by": objectives_name(cfg.sweep.select_by),
         }
         earlier = study and _study_parent(cfg, study)
         if earlier:  # a resumed search (its objective checked by check_settings): its trials join its parent run
@@ -225,7 +232,7 @@ class Parent:
             final = status or ("FAILED" if outcome.failed else DONE)
             self.run.log(tags={"sweep.outcome": outcome.line()})
             js = assets.plotlyjs(self.run.client.tracking_uri)
-            top = summary.log_report(self.run, table, self.select_by, outcome, js)
+            top = summary.log_report(self.run, table, self.objectives, outcome, js)
             if self.register_best:
                 self._register(top)
         except Exception as e:  # noqa: BLE001 - the parent is closed whatever the report does
@@ -240,21 +247,22 @@ class Parent:
             for key in (ENV_PARENT, ENV_TOTAL, ENV_START):
                 os.environ.pop(key, None)
         if outcome.store_error is None:
-            uri, best_first = self.run.client.tracking_uri, lower_is_better(self.select_by)
-            link = ui.runs_link(uri, self.run.experiment_id, self.select_by, best_first, self.run.run_id)
+            uri, first = self.run.client.tracking_uri, self.objectives[0]  # several: ordered by the first
+            link = ui.runs_link(uri, self.run.experiment_id, first, lower_is_better(first), self.run.run_id)
             print(f"sweep: its runs in the MLflow UI{redact(ui.opening(uri))}: {link}", flush=True)
         print(f"sweep {('FAILED' if outcome.store_error else final).lower()}: {outcome.line()}", flush=True)
         return outcome
 
     def _register(self, top: object) -> None:
         """The best run's model as the next version of `sweep.register_best`, tagged with this sweep."""
+        chosen = objectives_name(self.objectives)
         if top is None:
-            print(f"sweep: no run to register as {self.register_best!r}: none finished with {self.select_by}")
+            print(f"sweep: no run to register as {self.register_best!r}: none finished with {chosen}")
             return
         tags = {
             "sweep.parent": self.run.run_id,
-            "sweep.selected_by": self.select_by,
-            self.select_by: f"{top[self.select_by]:.6g}",
+            "sweep.selected_by": chosen,
+            **{m: f"{top[m]:.6g}" for m in self.objectives},
         }
         try:
             version = registry.register(self.run.client.tracking_uri, self.register_best, top.run_id, tags)

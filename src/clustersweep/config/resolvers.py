@@ -6,7 +6,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from clustersweep.stages.metrics import lower_is_better
+from clustersweep.stages import metrics
 
 
 def eps_label(eps: Any, percentile: Any) -> str:
@@ -16,9 +16,10 @@ def eps_label(eps: Any, percentile: Any) -> str:
     return f"p{percentile:g}" if isinstance(percentile, int | float) else f"p{percentile}"
 
 
-def direction(metric: str) -> str:
-    """An Optuna study's direction for its objective metric."""
-    return "minimize" if lower_is_better(metric) else "maximize"
+def direction(select_by: Any) -> str | list[str]:
+    """An Optuna study's direction for its objective metric; a direction per objective for several (a list)."""
+    objectives = metrics.objectives(select_by)
+    return metrics.direction(objectives[0]) if len(objectives) == 1 else [metrics.direction(m) for m in objectives]
 
 
 def register() -> None:

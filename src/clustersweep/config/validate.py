@@ -104,6 +104,13 @@ def _spaces(v: Any) -> str | None:
     return None if ok else "a list of distinct spaces out of " + ", ".join(SPACES)
 
 
+def _objectives(v: Any) -> str | None:
+    """`sweep.select_by`: a criterion, or a list of distinct ones (several objectives)."""
+    several = isinstance(v, Sequence) and not isinstance(v, str) and len(v) == len(set(map(str, v))) > 0
+    ok = v in CRITERIA if isinstance(v, str) else several and all(m in CRITERIA for m in v)
+    return None if ok else "one of " + ", ".join(CRITERIA) + ", or a list of distinct ones (several objectives)"
+
+
 def _optional(check: Check, null: str = "all") -> Check:
     def opt(v: Any) -> str | None:
         why = None if v is None else check(v)
@@ -123,7 +130,7 @@ def _nonzero_int(v: Any) -> str | None:
 # The settings of a whole sweep: one value for all its jobs (its parent's objective, the store), and the settings
 # of its sweeper and launcher (absent from a config that does not use them).
 _SWEEP_WIDE: dict[str, Check] = {
-    "sweep.select_by": _one_of(*CRITERIA),
+    "sweep.select_by": _objectives,
     "sweep.ace_index": _one_of(*LABEL_FREE),
     "sweep.rerun_finished": _boolean,
     "sweep.replicates": _int_in(1, 100),

@@ -5,11 +5,13 @@ Every number comes from the runs' own metrics and cluster assignments; labels on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
-from clustersweep.report.tables import LABELLED, Outcome, best, mean_sd, replicated, replicates
-from clustersweep.stages.metrics import NOISE, contingency
+from clustersweep.report.tables import LABELLED, Outcome, best, completed, front, mean_sd, replicated, replicates
+from clustersweep.stages.metrics import NOISE, contingency, objectives
 
 
 def md_table(df: pd.DataFrame, digits: int = 3) -> str:
@@ -121,36 +123,59 @@ def run_report(
 def sweep_report(
     title: str,
     df: pd.DataFrame,
-    select_by: str,
+    select_by: str | Sequence[str],
     swept: list[str],
     best_report: str | None = None,
     outcome: Outcome | None = None,
 ) -> str:
-    """The conclusions of a sweep: its best run by `select_by` (a label-free metric), how the number of clusters
-    did — the metric over K for each clusterer given K, the clusters and noise found by each that finds its own —
-    and the best run's own report. Its first line counts the jobs as the sweep's last line does (`outcome`, by
-    default the table's own)."""
+    """The conclusions of a sweep: its best run by `select_by` (a label-free metric; for a list of them, the pick
+    of their Pareto front, and the front), how the number of clusters did — the (first) metric over K for each
+    clusterer given K, the clusters and noise found by each that finds its own — and the best run's own report.
+    Its first line counts the jobs as the sweep's last line does (`outcome`, by default the table's own)."""
+    chosen = objectives(select_by)
     ok = replicated(df[df.status == "FINISHED"])  # a configuration's replicates as one row: their means
     lines = [f"# {title}", "", (outcome or Outcome.of(df)).line() + "."]
-    top = best(ok, select_by)
+    top = best(ok, chosen)
     if top is not None:
         n = replicates(top)
         labelled = [f"{m} {mean_sd(top, m)}" for m in LABELLED[:3] if pd.notna(top.get(m))]
         mean = f" (mean ± sd of {n} replicates, seeds {int(top.seed)}–{int(top.seed) + n - 1})" if n > 1 else ""
+        by = chosen[0] if len(chosen) == 1 else "the Pareto front of " + ", ".join(chosen)
         lines.append(
-            f"\n**Best by {select_by}** (label-free): {top.run_name}{mean} — {select_by} {mean_sd(top, select_by)}"
+            f"\n**Best by {by}** (label-free): {top.run_name}{mean} — "
+            + ", ".join(f"{m} {mean_sd(top, m)}" for m in chosen)
             + (f"; {', '.join(labelled)} (labels: interpretation only)." if labelled else "; no labels.")
         )
+    if len(chosen) > 1:
+        lines += _front_section(ok, chosen, swept)
     if len(ok) and not any(m in ok and ok[m].notna().any() for m in LABELLED):
         lines.append("\nThe data had no labels: only label-free metrics were computed.")
     for name, runs in ok.groupby("clusterer.name") if "clusterer.name" in ok else ():
         if "clusterer.K" in runs and runs["clusterer.K"].notna().all():
-            lines += _k_section(name, runs, select_by, swept)
+            lines += _k_section(name, runs, chosen[0], swept)
         elif len(runs) and "n_clusters" in runs:
-            lines += _found_section(name, runs, select_by, swept)
+            lines += _found_section(name, runs, chosen[0], swept)
     if best_report:
         lines += ["", "## The best run", "", best_report.replace("# ", "### ", 1)]
     return "\n".join(lines) + "\n"
+
+
+def _front_section(ok: pd.DataFrame, chosen: list[str], swept: list[str]) -> list[str]:
+    """The Pareto front of the objectives `chosen`, the pick first (`tables.front`)."""
+    on = front(ok, chosen)
+    if on.empty:
+        return []
+    cols = ["run_name", *(c for c in swept if c in on), *chosen, "mean_rank"]
+    return [
+        "",
+        f"## Pareto front of {', '.join(chosen)}: {len(on)} of {len(completed(ok, chosen))} configurations",
+        "",
+        "No other configuration is at least as good on every objective and better on one. The pick (first) has the "
+        "best mean percentile rank over the objectives among all the configurations; a tie goes to the first "
+        "objective.",
+        "",
+        md_table(on[cols]),
+    ]
 
 
 def _k_section(name: str, runs: pd.DataFrame, select_by: str, swept: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -16,8 +17,18 @@ from mlflow.tracking import MlflowClient
 from clustersweep.report import markdown
 from clustersweep.report.figures import charts
 from clustersweep.report.figures.html import ServedPlotlyJs, write_html
-from clustersweep.report.tables import LABELLED, SHOWN_METRICS, Outcome, best, for_reading, replicates, swept
-from clustersweep.stages.metrics import lower_is_better
+from clustersweep.report.tables import (
+    LABELLED,
+    SHOWN_METRICS,
+    Outcome,
+    best,
+    for_reading,
+    front,
+    replicates,
+    swept,
+    with_front,
+)
+from clustersweep.stages.metrics import lower_is_better, objectives, objectives_name
 from clustersweep.tracking.runs import Run
 
 
@@ -116,28 +127,43 @@ def artifact_text(client: MlflowClient, run_id: str, path: str, tmp: str) -> str
 
 
 def log_report(
-    parent: Run, df: pd.DataFrame, select_by: str, outcome: Outcome, plotlyjs: ServedPlotlyJs | None = None
+    parent: Run,
+    df: pd.DataFrame,
+    select_by: str | Sequence[str],
+    outcome: Outcome,
+    plotlyjs: ServedPlotlyJs | None = None,
 ) -> pd.Series | None:
     """The report as the parent's `report.md` and `summary/` artifacts, the best run by `select_by` as its tags
     (`best.*`) and metrics (`best_<metric>`); the report is printed too. It counts the jobs as `outcome` does.
-    Returns the best run's row (None when no run has the metric)."""
-    top = best(df, select_by)
+    Several objectives (a list): the best is the pick of their Pareto front (`tables.best`), summary.csv marks the
+    front's runs (`pareto_front`) and the tag `sweep.pareto_front` names them, the pick first; the figures follow
+    the first objective. Returns the best run's row (None when no run has the metric)."""
+    chosen = objectives(select_by)
+    top = best(df, chosen)
+    shown = with_front(df, chosen) if len(chosen) > 1 else df
     with parent.artifacts() as out, tempfile.TemporaryDirectory() as tmp:
-        write_report(df, select_by, out / "summary", client=parent.client, plotlyjs=plotlyjs)
+        write_report(shown, chosen[0], out / "summary", client=parent.client, plotlyjs=plotlyjs)
         best_md = artifact_text(parent.client, top.run_id, "report.md", tmp) if top is not None else None
-        text = markdown.sweep_report(parent.name, df, select_by, swept(df), best_md, outcome)
+        text = markdown.sweep_report(parent.name, df, chosen, swept(df), best_md, outcome)
         (out / "summary" / "report.md").write_text(text)
         (out / "report.md").write_text(text)
     print(text, flush=True)
     if top is None:
         return None
+    on = front(df, chosen).run_name.tolist() if len(chosen) > 1 else []
     parent.log(
-        metrics={f"best_{m}": float(top[m]) for m in dict.fromkeys([select_by, *LABELLED]) if pd.notna(top.get(m))},
+        metrics={f"best_{m}": float(top[m]) for m in dict.fromkeys([*chosen, *LABELLED]) if pd.notna(top.get(m))},
         tags={
             "best.run_id": top.run_id,
             "best.run_name": top.run_name,
-            "best.selected_by": select_by,
+            "best.selected_by": objectives_name(chosen),
             "best.replicates": str(replicates(top)),
+            **({"sweep.pareto_front": _capped(", ".join(on))} if on else {}),
         },
     )
     return top
+
+
+def _capped(text: str, limit: int = 5000) -> str:
+    """A tag's value within MLflow's limit."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

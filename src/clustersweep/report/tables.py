@@ -6,6 +6,7 @@ method families and the criteria table.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from clustersweep.report import pareto
 from clustersweep.stages import metrics
-from clustersweep.stages.metrics import CRITERIA, LABEL_FREE, RANKED, REPLICATED, lower_is_better
+from clustersweep.stages.metrics import CRITERIA, LABEL_FREE, RANKED, REPLICATED, direction, lower_is_better, objectives
 from clustersweep.tracking.runs import GROUP_TAG, PARTITION
 
 
@@ -228,15 +230,39 @@ def mean_sd(row: pd.Series, metric: str) -> str:
     return f"{row[metric]:.3f}" + (f" ± {sd:.3f}" if replicates(row) > 1 and pd.notna(sd) else "")
 
 
-def best(df: pd.DataFrame, metric: str) -> pd.Series | None:
+def best(df: pd.DataFrame, metric: str | Sequence[str]) -> pd.Series | None:
     """The FINISHED, not degenerate configuration with the best value of `metric` — the lowest where lower is
     better (Davies–Bouldin, inertia), else the highest; None when no such run has the metric. A configuration run
-    with several seeds (`replicated`) is judged by its mean over them, and given as its first seed's run."""
+    with several seeds (`replicated`) is judged by its mean over them, and given as its first seed's run. With
+    several objectives (`sweep.select_by` a list), the one `pareto.pick` chooses among those that have them all."""
+    chosen = objectives(metric)
+    ok = completed(df, chosen)
+    return None if ok.empty else ok.loc[pareto.pick(ok, chosen, [direction(m) for m in chosen])]
+
+
+def completed(df: pd.DataFrame, chosen: Sequence[str]) -> pd.DataFrame:
+    """The configurations a choice is made among: FINISHED, not degenerate, every objective of `chosen` known; one
+    row per configuration (`replicated`)."""
     ok = df[(df.status == "FINISHED")] if "status" in df else df
     ok = replicated(ok[ok.degenerate.isna()] if "degenerate" in ok else ok)
-    if metric not in ok or ok[metric].notna().sum() == 0:
-        return None
-    return ok.loc[ok[metric].idxmin() if lower_is_better(metric) else ok[metric].idxmax()]
+    return ok.dropna(subset=chosen) if set(chosen) <= set(ok.columns) else ok.iloc[:0]
+
+
+def front(df: pd.DataFrame, chosen: Sequence[str]) -> pd.DataFrame:
+    """The completed configurations on the Pareto front of the objectives `chosen`, with their `mean_rank` (over
+    all the completed ones, `pareto.mean_rank`), the pick first, then by mean rank."""
+    ok = completed(df, chosen)
+    if ok.empty:
+        return ok
+    directions = [direction(m) for m in chosen]
+    ranked = ok.assign(mean_rank=pareto.mean_rank(ok, chosen, directions))
+    on = ranked[pareto.pareto_front(ok, chosen, directions)].sort_values("mean_rank", ascending=False, kind="stable")
+    return pd.concat([on.loc[[pareto.pick(ok, chosen, directions)]], on]).drop_duplicates("run_id")
+
+
+def with_front(df: pd.DataFrame, chosen: Sequence[str]) -> pd.DataFrame:
+    """`df` with `pareto_front`: True on every run (each replicate) of a configuration on the front of `chosen`."""
+    return df.assign(pareto_front=_config(df).isin(_config(front(df, chosen))))
 
 
 def leaderboard(df: pd.DataFrame, select_by: str) -> pd.DataFrame:

@@ -55,6 +55,21 @@ def lower_is_better(metric: str) -> bool:
     return metric.split(".")[0] in LOWER_IS_BETTER
 
 
+def direction(metric: str) -> str:
+    """Optuna's name of a metric's direction: `minimize` where lower is better, else `maximize`."""
+    return "minimize" if lower_is_better(metric) else "maximize"
+
+
+def objectives(select_by: object) -> list[str]:
+    """The objectives `sweep.select_by` names: one metric, or a list of them (a one-element list is that metric)."""
+    return [str(select_by)] if isinstance(select_by, str) else [str(m) for m in select_by]
+
+
+def objectives_name(select_by: object) -> str:
+    """`sweep.select_by` as one word (a tag, a study's name): the metric, or the objectives joined by commas."""
+    return ",".join(objectives(select_by))
+
+
 def contingency(y: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Counts of (class, cluster) pairs; returns (table, classes, clusters) with sorted axes."""
     classes, yi = np.unique(y, return_inverse=True)

@@ -22,7 +22,7 @@ class StudySweeper(Sweeper):
         study_name: str | None,
         n_trials: int,
         n_jobs: int,
-        direction: str,
+        direction: str | Sequence[str],
         sampler: DictConfig,
         params: DictConfig | None = None,
     ) -> None:
@@ -47,6 +47,7 @@ class StudySweeper(Sweeper):
         from clustersweep.app import search
         from clustersweep.app.sweep import app_config, replicate_seeds, tracked_sweep
         from clustersweep.data.dataset import load
+        from clustersweep.stages import metrics
         from clustersweep.tracking.redact import redact
         from clustersweep.tracking.store import tracking_uri
 
@@ -59,12 +60,14 @@ class StudySweeper(Sweeper):
         identity = search.study_identity(cfg, name, space, load(cfg.dataset, cfg.seed).sha256)
         storage = search.study_storage(search.storage_url(tracking_uri(cfg), cfg.search.storage))
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "A new study created" / "Using an existing study"
-        study = search.open_study(self.study_name, name, cfg.sweep.select_by, identity, self.direction, storage, chosen)
+        objectives = metrics.objectives(cfg.sweep.select_by)
+        direction = self.direction if isinstance(self.direction, str) else list(self.direction)
+        study = search.open_study(self.study_name, name, objectives, identity, direction, storage, chosen)
         left, job_idx = search.resume(study, self.n_trials, redact(storage.url))
         if left == 0:  # a complete study: its result, and its parent run left as it is
-            search.say_best(study, cfg.sweep.select_by)
+            search.say_best(study, objectives)
             return None
         with tracked_sweep(self.config, study.study_name) as parent:
             study.set_user_attr(search.PARENT_ATTR, parent.run.run_id)
-            seeds, objective = replicate_seeds(cfg), cfg.sweep.select_by
-            search.run(study, space, self.launcher, left, job_idx, self.n_jobs, objective, seeds, parent.run.client)
+            seeds = replicate_seeds(cfg)
+            search.run(study, space, self.launcher, left, job_idx, self.n_jobs, objectives, seeds, parent.run.client)
