@@ -1,7 +1,7 @@
 """The summary report of a finished sweep or a whole experiment: table in the terminal, CSV and plots on disk.
 
     python scripts/compare.py --experiment fashion-mnist                 # every run of the experiment
-    python scripts/compare.py --experiment fashion-mnist --parent RUN_ID # one sweep (its children)
+    python scripts/compare.py --experiment fashion-mnist --parent RUN_ID # one sweep (its children; repeat: several)
     python scripts/compare.py --experiment fashion-mnist --metric nmi    # pick the best by another metric
     python scripts/compare.py --experiment fashion-mnist --leaderboard   # best run per reducer × clusterer
     python scripts/compare.py --experiment fashion-mnist --leaderboard --into    # …and into docs/results.md
@@ -38,7 +38,7 @@ WIDTH = 120  # the terminal table's characters per line; every column is in summ
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--experiment", required=True, help="MLflow experiment name")
-    p.add_argument("--parent", help="a sweep's parent run id: only its jobs")
+    p.add_argument("--parent", action="append", help="a sweep's parent run id: only its jobs (repeat: several sweeps)")
     p.add_argument("--metric", default="silhouette", help="the metric that picks the best run")
     p.add_argument("--ace-index", default="modularity", choices=LABEL_FREE, help="the metric `ace` ranks by")
     p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or the project's store")
@@ -65,7 +65,9 @@ def main() -> int:
     try:
         client = reader(uri)
         df = (
-            tables.sweep_table(client, args.parent) if args.parent else tables.experiment_table(client, args.experiment)
+            tables.sweeps_table(client, args.parent)
+            if args.parent
+            else tables.experiment_table(client, args.experiment)
         )
         df = tables.with_criteria(client, df, args.ace_index)
     except ConfigError as e:
@@ -81,7 +83,7 @@ def main() -> int:
         have = ", ".join(c for c in df.columns if "." not in c and c not in ("run_id", "run_name", "status", "skipped"))
         print(f"error: --metric {args.metric!r} is not logged by these runs; logged: {have}", file=sys.stderr)
         return 2
-    out = args.out or PROJECT_ROOT / "mlruns" / "reports" / args.experiment / (args.parent or "all")
+    out = args.out or PROJECT_ROOT / "mlruns" / "reports" / args.experiment / ("+".join(args.parent or []) or "all")
     if args.leaderboard:
         return write_leaderboard(df, args, out)
     if args.criteria:
@@ -133,7 +135,7 @@ def write_criteria(df: pd.DataFrame, args: argparse.Namespace, out: Path) -> int
     if table.empty:
         print(f"error: fewer than 3 FINISHED runs with a label-free metric in {args.experiment!r}", file=sys.stderr)
         return 2
-    scope = f"sweep {args.parent}" if args.parent else f"experiment {args.experiment}"
+    scope = f"sweep {' + '.join(args.parent)}" if args.parent else f"experiment {args.experiment}"
     text = (
         f"{markdown.md_table(table)}\n\n*Each label-free metric as the objective over the {scope}: the run it picks,"
         " that run's NMI / Hungarian ACC / ARI on the test set, and how it ranks all the runs against NMI and ACC"

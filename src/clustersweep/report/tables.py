@@ -178,6 +178,21 @@ def sweep_table(client: MlflowClient, parent_id: str) -> pd.DataFrame:
     names = dict(zip(df.run_id, df.run_name, strict=True))
     df.attrs["skipped_jobs"] = [names[i] for i in twins]
     df.attrs["study"] = parent.data.tags.get("sweep.study")  # an Optuna search, not a grid
+    df.attrs["select_by"] = parent.data.tags.get("sweep.select_by")  # its objectives, joined by commas
+    return df
+
+
+def sweeps_table(client: MlflowClient, parent_ids: Sequence[str]) -> pd.DataFrame:
+    """The jobs of one or more sweeps as one table (`sweep_table` of each; a run two of them share listed once)."""
+    parts = [sweep_table(client, p) for p in parent_ids]
+    if len(parts) == 1:
+        return parts[0]
+    df = pd.concat(parts, ignore_index=True).drop_duplicates("run_id", ignore_index=True)
+    df.attrs = {
+        "params": sorted({p for part in parts for p in part.attrs.get("params", [])}),
+        "skipped_jobs": [j for part in parts for j in part.attrs.get("skipped_jobs", [])],
+        "select_by": ";".join(dict.fromkeys(str(part.attrs.get("select_by")) for part in parts)),
+    }
     return df
 
 
@@ -307,21 +322,29 @@ def criteria(df: pd.DataFrame) -> pd.DataFrame:
         ok = ok[ok["metrics.space"] == "common"]
     ok = replicated(ok)  # a configuration's replicates: their means
     rows = []
-    for metric in (m for m in CRITERIA if m in ok and ok[m].notna().sum() >= 3):
-        runs = ok[ok[metric].notna()]
-        top = best(runs, metric)
-        oriented = -runs[metric] if lower_is_better(metric) else runs[metric]
+    single = [[m] for m in CRITERIA if m in ok and ok[m].notna().sum() >= 3]
+    for chosen in [*single, *fronts(df.attrs.get("select_by"), ok)]:
+        runs = completed(ok, chosen)
+        top = best(runs, chosen)
+        score = pareto.mean_rank(runs, chosen, [direction(m) for m in chosen])  # higher is better
         rows.append(
             {
-                "objective": metric,
+                "objective": chosen[0] if len(chosen) == 1 else f"front of {', '.join(chosen)}",
                 "its pick": top.run_name,
                 "runs": len(runs),
                 **{m: top.get(m) for m in ("nmi", "acc_hungarian", "ari")},
-                **{f"rank corr. with {m}": oriented.corr(runs[m], method="spearman") for m in ("nmi", "acc_hungarian")},
+                **{f"rank corr. with {m}": score.corr(runs[m], method="spearman") for m in ("nmi", "acc_hungarian")},
             }
         )
     out = pd.DataFrame(rows)
     return out.sort_values("rank corr. with nmi", ascending=False).reset_index(drop=True) if rows else out
+
+
+def fronts(select_by: str | None, df: pd.DataFrame) -> list[list[str]]:
+    """The lists of several objectives the sweeps chose by (`sweep.select_by` tags, `;` between sweeps) that `df`
+    has every column of."""
+    lists = [o.split(",") for o in (select_by or "").split(";") if "," in o]
+    return [o for o in lists if set(o) <= set(df.columns)]
 
 
 def for_reading(df: pd.DataFrame) -> pd.DataFrame:
