@@ -180,6 +180,11 @@ def test_criteria_judge_each_label_free_metric_by_how_it_ranks_the_runs():
     assert table["rank corr. with nmi"].tolist() == pytest.approx([1.0, 0.8, -1.0])
     assert table["rank corr. with acc_hungarian"].tolist() == pytest.approx([-1.0, -0.8, 1.0])
     assert tables.criteria(df.head(2)).empty  # fewer than 3 runs judge nothing
+    # the sweeps chose by a front of two (sweep.select_by=[silhouette,davies_bouldin]): a row of its own, its pick
+    # the front's best mean rank (r4: first in both), its correlation that of the mean rank (ranks 1 2.5 2.5 4)
+    df.attrs["select_by"] = "silhouette,davies_bouldin;modularity,silhouette"  # modularity: not logged, no row
+    front = tables.criteria(df).set_index("objective").loc["front of silhouette, davies_bouldin"]
+    assert front["its pick"] == "r4" and front["rank corr. with nmi"] == pytest.approx(0.9486833)
 
 
 def test_best_never_picks_a_degenerate_run():
