@@ -154,7 +154,7 @@ def test_bad_input_is_one_line_nonzero_exit_and_no_run(store, args, expect):
 def test_help_is_the_projects_own(store):
     res = run_py("--help", store=store)
     assert res.returncode == 0, res.stderr
-    for said in ("clustersweep:", "reducer: none, patches_umap, pca, pca_umap, svd, umap", "Examples:", "README.md"):
+    for said in ("clustersweep:", "reducer: none, patches_multiscale_umap, patches_umap, pca, pca_umap, svd, umap", "Examples:", "README.md"):
         assert said in res.stdout, res.stdout
 
 
