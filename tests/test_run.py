@@ -109,6 +109,10 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
         (["dataset.test_size=0.3"], "dataset.test_size=0.3 is not allowed: the chosen dataset has no key 'test_size'"),
         (["seeed=3"], "seeed=3 is not allowed: the config has no key 'seeed' (a typo?)"),
         (
+            ["-m", "reducer=pca_umap,umap", "reducer.n_neighbors=15"],
+            "as a sweep of one: reducer.n_neighbors=choice(15))",
+        ),
+        (
             ["dataset=image_folder", "dataset.path=/tmp", "dataset.image_size=64"],
             "dataset.image_size=64 is not allowed: expected [height, width], two integers > 0",
         ),
@@ -154,7 +158,8 @@ def test_bad_input_is_one_line_nonzero_exit_and_no_run(store, args, expect):
 def test_help_is_the_projects_own(store):
     res = run_py("--help", store=store)
     assert res.returncode == 0, res.stderr
-    for said in ("clustersweep:", "reducer: none, patches_multiscale_umap, patches_umap, pca, pca_umap, svd, umap", "Examples:", "README.md"):
+    groups = "reducer: none, patches_multiscale_umap, patches_umap, pca, pca_umap, svd, umap"
+    for said in ("clustersweep:", groups, "Examples:", "README.md"):
         assert said in res.stdout, res.stdout
 
 

@@ -37,7 +37,8 @@ def _missing_key(message: str) -> str | None:
     group, _, leaf = key.rpartition(".")
     why = (
         f"the chosen {group} has no key {leaf!r}: a typo, or a key of another {group} choice, which needs that "
-        f"choice named first ({group}=<choice> {given})"
+        f"choice named first ({group}=<choice> {given}; under -m, where Hydra sets the fixed values on the default "
+        f"{group} before it sweeps the choices, as a sweep of one: {key}=choice({given.split('=', 1)[1]}))"
         if group
         else f"the config has no key {leaf!r} (a typo?)"
     )
