@@ -25,9 +25,10 @@ def oriented(df: pd.DataFrame, objectives: Sequence[str], directions: Sequence[s
 def pareto_front(df: pd.DataFrame, objectives: Sequence[str], directions: Sequence[str]) -> pd.Series:
     """True for the rows of `df` on the Pareto front of `objectives` (no missing values expected)."""
     v = oriented(df, objectives, directions).to_numpy()
-    at_least = (v[:, None, :] <= v[None, :, :]).all(axis=2)  # [i, j]: j is at least as good as i everywhere
-    better = (v[:, None, :] < v[None, :, :]).any(axis=2)  # [i, j]: j is better than i somewhere
-    return pd.Series(~(at_least & better).any(axis=1), index=df.index)
+    # row by row (memory linear in the rows: an experiment's table may hold thousands): is some row at least as
+    # good everywhere and better somewhere?
+    dominated = [bool(((v >= row).all(axis=1) & (v > row).any(axis=1)).any()) for row in v]
+    return pd.Series(~np.array(dominated, dtype=bool), index=df.index)
 
 
 def mean_rank(df: pd.DataFrame, objectives: Sequence[str], directions: Sequence[str]) -> pd.Series:

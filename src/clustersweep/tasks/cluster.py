@@ -142,7 +142,7 @@ def _fit_and_log(
         predictor = cluster.predictor(clusterer, Z_train[idx], fit_clusters)
         test_clusters = predictor.predict(Z_test)
     group = [consensus.Member(reducer, predictor, fit_clusters, test_clusters, hit)]
-    if cfg.consensus.members > 1:  # the members' partitions combined: the run's clusters, its clusterer the rule
+    if consensus.size(cfg) > 1:  # the members' partitions combined: the run's clusters, its clusterer the rule
         with watch("consensus"):
             group = consensus.members(cfg, data, prep.uri, idx, group[0])
             clusterer, fit_clusters, test_clusters = consensus.combine(cfg, group)

@@ -29,8 +29,13 @@ class Member:
 
 def members(cfg: DictConfig, data: Dataset, uri: str, idx: np.ndarray, own: Member) -> list[Member]:
     """The run's own member, then one per further seed, each fitted as a replicate with that seed would be."""
-    more = range(1, int(cfg.consensus.members))
+    more = range(1, size(cfg))
     return [own, *(_member(OmegaConf.merge(cfg, {"seed": cfg.seed + i}), data, uri, idx) for i in more)]
+
+
+def size(cfg: DictConfig) -> int:
+    """`consensus.members`; 1 (no consensus) for a config logged before the key existed (`reproduce.py`)."""
+    return int(OmegaConf.select(cfg, "consensus.members", default=1))
 
 
 def _member(cfg: DictConfig, data: Dataset, uri: str, idx: np.ndarray) -> Member:

@@ -61,8 +61,7 @@ class StudySweeper(Sweeper):
         storage = search.study_storage(search.storage_url(tracking_uri(cfg), cfg.search.storage))
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "A new study created" / "Using an existing study"
         objectives = metrics.objectives(cfg.sweep.select_by)
-        direction = self.direction if isinstance(self.direction, str) else list(self.direction)
-        study = search.open_study(self.study_name, name, objectives, identity, direction, storage, chosen)
+        study = search.open_study(self.study_name, name, objectives, identity, self.direction, storage, chosen)
         left, job_idx = search.resume(study, self.n_trials, redact(storage.url))
         if left == 0:  # a complete study: its result, and its parent run left as it is
             search.say_best(study, objectives)
