@@ -11,10 +11,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 
 import pytest
-from conftest import stop_group
+from conftest import WAIT, stop_group, wait_for
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 needs_chromium = pytest.mark.skipif(
@@ -63,14 +62,16 @@ class Chromium:
         self.next_id += 1
         msg = {"id": self.next_id, "method": method, "params": params, **({"sessionId": session} if session else {})}
         self.out.write(json.dumps(msg).encode() + b"\0")
-        reply = self.replies.setdefault(self.next_id, queue.Queue()).get(timeout=30)
+        reply = self.replies.setdefault(self.next_id, queue.Queue()).get(timeout=WAIT)
         if "error" in reply:
             raise RuntimeError(f"{method}: {reply['error']}")
         return reply["result"]
 
     def open(self, url: str) -> str:
-        """`url` in a new tab; its frames' sessions (an out-of-process iframe gets its own) join as they appear."""
-        tab = self.send("Target.createTarget", url="about:blank")["targetId"]
+        """`url` in a window of its own; its frames' sessions (an out-of-process iframe gets its own) join as they
+        appear. Each page is visible, as the one a user looks at: Chromium runs a hidden tab's timers at most once a
+        second and its renderer at a lower priority (nice 5), which on a busy machine starves it."""
+        tab = self.send("Target.createTarget", url="about:blank", newWindow=True)["targetId"]
         session = self.send("Target.attachToTarget", targetId=tab, flatten=True)["sessionId"]
         self.send("Target.setAutoAttach", session, autoAttach=True, waitForDebuggerOnStart=False, flatten=True)
         self.send("Runtime.enable", session)
@@ -99,24 +100,28 @@ class Chromium:
                 continue
         return found
 
-    def frame_until(self, tab: str, state: str, which, done, timeout: float = 20) -> dict:
+    def frame_until(self, tab: str, state: str, which, done, timeout: float = WAIT) -> dict:
         """The state of the frame `which` picks, once done(state) holds (or as it is at the timeout)."""
-        deadline, found = time.time() + timeout, {}
-        while time.time() < deadline:
+        found: dict = {}
+
+        def holds() -> bool:
+            nonlocal found
             found = next((s for s in self.states(tab, state) if which(s)), found)
-            if found and done(found):
-                break
-            time.sleep(0.25)
+            return bool(found) and done(found)
+
+        wait_for(holds, timeout)
         return found
 
-    def text_until(self, tab: str, done, timeout: float = 30) -> str:
+    def text_until(self, tab: str, done, timeout: float = WAIT) -> str:
         """The page's visible text once done(text) holds (or as it is at the timeout)."""
-        deadline, text = time.time() + timeout, ""
-        while time.time() < deadline:
+        text = ""
+
+        def holds() -> bool:
+            nonlocal text
             text = self.evaluate(tab, TEXT) or ""
-            if done(text):
-                break
-            time.sleep(0.25)
+            return done(text)
+
+        wait_for(holds, timeout)
         return text
 
     def click(self, tab: str, starts: str) -> bool:

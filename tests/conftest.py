@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -30,6 +31,10 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
+# The longest any test waits for what it waits on (a process's end, a line of output, a server up, a page drawn).
+# CI is a busy shared machine, where what takes seconds on a quiet one can take minutes: a test waits for its
+# condition, and this bound only ends a wait that would never end.
+WAIT = 600
 # Tiny sizes for the synthetic data; a key is set only where the chosen config has it.
 TINY = {
     "reducer.k": 8,
@@ -105,7 +110,7 @@ def run_py(
     *args: str,
     store: str,
     cwd: Path | None = None,
-    timeout: int = 300,
+    timeout: float = WAIT,
     out: Path | None = None,
     env: dict[str, str] | None = None,
     process: bool = False,
@@ -122,7 +127,7 @@ def run_py(
 def python(
     *argv: str,
     cwd: Path | None = None,
-    timeout: int = 300,
+    timeout: float = WAIT,
     env: dict[str, str] | None = None,
     process: bool = False,
 ) -> subprocess.CompletedProcess:
@@ -186,7 +191,9 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def start_run_py(*args: str, store: str, out: Path | None = None, new_session: bool = False) -> subprocess.Popen:
-    """`python run.py …` started in the background, its output (stdout and stderr) to be read line by line."""
+    """`python run.py …` started in the background, its output (stdout and stderr) to be read line by line. It
+    takes Ctrl-C (SIGINT) as a terminal's foreground process does, however the tests were started: a shell's
+    background job (`pytest &`) has SIGINT ignored, and its children would inherit that."""
     cmd, env = _run_py(args, store, out, None)
     return subprocess.Popen(
         cmd,
@@ -196,15 +203,33 @@ def start_run_py(*args: str, store: str, out: Path | None = None, new_session: b
         text=True,
         env=env,
         start_new_session=new_session,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
 
 
-def read_until(proc: subprocess.Popen, done, seen: str = "", timeout: float = 180) -> str:
-    """Read proc's output until done(text so far) holds (or the timeout passes); returns the text."""
-    deadline = time.time() + timeout
-    while not done(seen) and time.time() < deadline:
-        seen += proc.stdout.readline()
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # in the child, before exec: Python then raises KeyboardInterrupt
+
+
+def read_until(proc: subprocess.Popen, done, seen: str = "", timeout: float = WAIT) -> str:
+    """Read proc's output until done(text so far) holds or the output ends; returns the text. A process still
+    running without done() after `timeout` s is killed (its output then ends)."""
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        while not done(seen) and (line := proc.stdout.readline()):
+            seen += line
+    finally:
+        timer.cancel()
     return seen
+
+
+def wait_for(condition, timeout: float = WAIT, every: float = 0.25):
+    """Call condition() until what it returns is true, for at most `timeout` s; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()) and time.monotonic() < deadline:
+        time.sleep(every)
+    return value
 
 
 def runs(store: str, experiment: str = "synthetic") -> tuple:
@@ -249,7 +274,7 @@ def loopback_only(port: int) -> bool:
 
 def stop_group(proc: subprocess.Popen, grace: float = 10) -> None:
     """End a service started with start_new_session=True: its whole process group, politely then for sure."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, WAIT)):
         try:
             os.killpg(proc.pid, sig)
             proc.wait(timeout=wait)
@@ -267,28 +292,29 @@ class MlflowServer:
 
     def __init__(self, store: Path) -> None:
         self.store, self.port = store, free_port()
+        self.log = store.parent / "server.log"
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 180) -> None:
-        import requests
-
-        log = self.store.parent / "server.log"
+    def start(self, timeout: float = WAIT) -> None:
+        """Start the server and wait until it answers."""
         script = str(ROOT / "scripts" / "serve_tracking.sh")
         cmd = ["bash", script, "--port", str(self.port), "--store", str(self.store)]
-        with log.open("ab") as f:
+        with self.log.open("ab") as f:
             self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {log.read_text()[-2000:]}")
-            try:
-                if requests.get(f"{self.uri}/health", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"mlflow server not up after {timeout} s: {log.read_text()[-2000:]}")
+        if not wait_for(self.answers, timeout):
+            self.stop()
+            raise RuntimeError(f"mlflow server not up after {timeout} s: {self.log.read_text()[-2000:]}")
+
+    def answers(self) -> bool:
+        import requests
+
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-2000:]}")
+        try:
+            return requests.get(f"{self.uri}/health", timeout=60).ok
+        except requests.RequestException:  # not listening yet
+            return False
 
     def stop(self) -> None:
         if self.proc is not None:

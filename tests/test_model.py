@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, python, run_py, runs
+from conftest import ROOT, WAIT, python, run_py, runs
 
 from clustersweep.data.dataset import load
 from clustersweep.tasks import cluster
@@ -47,7 +47,7 @@ def test_the_model_in_a_new_process_gives_the_logged_test_clusters(make_cfg, sto
         [sys.executable, "-c", PREDICT, store, res.run_id, str(tmp_path / "X.npy"), str(out)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=WAIT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     predicted = np.load(out)

@@ -61,7 +61,7 @@ def test_run_report_states_the_runs_own_numbers(make_cfg, store):
 
 
 def test_seed_notebook_experiment_end_to_end_on_synthetic(store):
-    res = run_py("+experiment=seed_notebook", "dataset=synthetic", "notebook.mse_sample=100", store=store, timeout=600)
+    res = run_py("+experiment=seed_notebook", "dataset=synthetic", "notebook.mse_sample=100", store=store)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("synthetic")

@@ -21,10 +21,17 @@ from clustersweep.report.figures.html import _CDN, to_html
 from clustersweep.tracking import assets, runs
 from clustersweep.tracking.store import experiment_id
 
-# Plotly's drawing, read in the page: `.main-svg` is the SVG plotly.js draws into.
+# Plotly's drawing, read in the page: `.main-svg` is the SVG plotly.js draws into; the page's note when no source of
+# plotly.js loaded.
 STATE = """JSON.stringify({href: location.href, origin: self.origin, ready: document.readyState,
   plotly: typeof window.Plotly, drawn: !!document.querySelector(".main-svg"),
+  gave_up: !!document.body && document.body.innerText.includes("plotly.js did not load"),
   scripts: Array.from(document.scripts, s => s.src).filter(Boolean)})"""
+
+
+def ended(state: dict) -> bool:
+    """The page drew, or no source of plotly.js loaded."""
+    return state["drawn"] or state["gave_up"]
 
 
 def figure():
@@ -79,7 +86,7 @@ def test_default_plots_draw_in_the_mlflow_ui_and_from_disk_without_internet(serv
     }
     in_ui = lambda s: s["href"].startswith(f"blob:{server.uri}/")  # noqa: E731
     for name in ("local", "server"):
-        page = chromium.frame_until(tabs[name], STATE, in_ui, lambda s: s["drawn"])
+        page = chromium.frame_until(tabs[name], STATE, in_ui, ended)
         assert page.get("drawn") and page["plotly"] == "object", (name, page)
         assert page["origin"] == "null"  # the UI's sandboxed iframe: an opaque origin
         assert chromium.evaluate(tabs[name], "document.querySelector('iframe.mlflow-html-iframe').sandbox + ''") == (
@@ -90,7 +97,7 @@ def test_default_plots_draw_in_the_mlflow_ui_and_from_disk_without_internet(serv
     page = chromium.frame_until(tabs["cdn_only"], STATE, in_ui, lambda s: s["ready"] == "complete")
     assert page.get("ready") == "complete" and not page["drawn"] and page["plotly"] == "undefined", page
     for name, tab in on_disk.items():  # the copy found in the store's folder, beside the page's run
-        page = chromium.frame_until(tab, STATE, lambda s: s["href"].startswith("file:"), lambda s: s["drawn"])
+        page = chromium.frame_until(tab, STATE, lambda s: s["href"].startswith("file:"), ended)
         assert page.get("drawn") and page["scripts"][-1].endswith(f"/{js.run_id}/artifacts/{js.path}"), (name, page)
     assert len(pages["local"]) < 100_000 and _CDN in pages["local"]  # the CDN stays the last resort
 

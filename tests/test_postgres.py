@@ -16,7 +16,7 @@ from unittest import mock
 
 import optuna
 import pytest
-from conftest import ROOT, MlflowServer, read_until, run_py, runs, start_run_py
+from conftest import ROOT, WAIT, MlflowServer, read_until, run_py, runs, start_run_py
 
 SMALL = [
     "dataset=synthetic",
@@ -29,9 +29,11 @@ SMALL = [
 
 
 def postgres(command: str, folder: Path) -> str:
-    """scripts/local_postgres.py start|stop|restart; what it printed (the URI)."""
-    script = str(ROOT / "scripts" / "local_postgres.py")
-    res = subprocess.run([sys.executable, script, command, str(folder)], capture_output=True, text=True, timeout=120)
+    """scripts/local_postgres.py start|stop|restart; what it printed (the URI). pg_ctl waits up to WAIT s for the
+    server to start or stop (PGCTLTIMEOUT), not its default 60 s."""
+    cmd = [sys.executable, str(ROOT / "scripts" / "local_postgres.py"), command, str(folder)]
+    env = {**os.environ, "PGCTLTIMEOUT": str(WAIT)}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT, env=env)
     assert res.returncode == 0, res.stderr  # CI installs PostgreSQL (scripts/setup.sh --dev): never skipped
     return res.stdout.strip()
 
@@ -72,7 +74,7 @@ def test_a_joblib_sweep_and_four_single_runs_at_once_lose_nothing(team, tmp_path
     sweep = start_run_py("-m", *joblib, "clusterer.K=2,3,4,5", *args, store=server.uri, out=tmp_path / "sweep")
     seeds = [11, 12, 13, 14]
     singles = [start_run_py(f"seed={s}", *args, store=server.uri, out=tmp_path / f"run{s}") for s in seeds]
-    said = [p.communicate(timeout=300)[0] for p in [sweep, *singles]]
+    said = [p.communicate(timeout=WAIT)[0] for p in [sweep, *singles]]
     for proc, text in zip([sweep, *singles], said, strict=True):
         assert proc.returncode == 0, text
     assert "4 finished, 0 failed" in said[0]
@@ -114,7 +116,7 @@ def test_postgresql_restarting_mid_sweep_fails_the_jobs_that_cannot_log_and_a_re
         seen = read_until(proc, lambda seen: "FAILED" in seen, seen)
     finally:
         postgres("start", folder)  # the same folder and port
-    rest, _ = proc.communicate(timeout=300)
+    rest, _ = proc.communicate(timeout=WAIT)
     text = seen + rest
     failed = [ln for ln in text.splitlines() if ln.startswith("[") and "FAILED" in ln]
     assert proc.returncode == 1 and failed, text
@@ -156,7 +158,7 @@ def test_a_search_in_the_team_database_resumes_from_a_second_process(team, tmp_p
     seen = read_until(proc, lambda seen: seen.rstrip().endswith("cluster …"), seen)  # and is fitting
     assert "in postgresql://mlflow:***@127.0.0.1:" in seen and "?options=-csearch_path%3Doptuna has 0" in seen, seen
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=WAIT)
     assert proc.returncode == 130, seen + out
 
     res = run_py(*search, store=server.uri, out=tmp_path / "second")  # another process (and Hydra folder)

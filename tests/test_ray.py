@@ -9,11 +9,10 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, loopback_only, run_py, stop_group
+from conftest import free_port, loopback_only, run_py, stop_group, wait_for
 from test_sweep import sweep_runs
 
 from clustersweep.stages.metrics import is_cost
@@ -44,10 +43,7 @@ def ray_cluster():
         with log.open("wb") as f:
             proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
-            deadline = time.time() + 120
-            while "Ray runtime started" not in log.read_text() and time.time() < deadline:
-                assert proc.poll() is None, log.read_text()
-                time.sleep(0.5)
+            wait_for(lambda: "Ray runtime started" in log.read_text() or proc.poll() is not None)
             assert "Ray runtime started" in log.read_text(), log.read_text()
             yield f"127.0.0.1:{port}", token_env
         finally:
@@ -82,7 +78,6 @@ def test_ray_launcher_gives_the_basic_launchers_metrics_and_reuses_its_cache(ray
         "sweep.rerun_finished=true",
         store=store,
         env=token_env,
-        timeout=600,
         process=True,  # Ray's driver in a process of its own, as a user runs it
     )
     assert res.returncode == 0, res.stdout + res.stderr
@@ -123,7 +118,6 @@ def test_a_search_runs_its_batches_of_trials_at_once_as_ray_tasks(ray_cluster, s
         f"cache.dir={tmp_path / 'cache'}",
         store=store,
         env=token_env,
-        timeout=600,
         process=True,  # Ray's driver in a process of its own, as a user runs it
     )
     assert res.returncode == 0, res.stdout + res.stderr

@@ -16,7 +16,7 @@ import optuna
 import optuna_dashboard
 import pandas as pd
 import pytest
-from conftest import ROOT, read_until, run_py, runs, start_run_py
+from conftest import ROOT, WAIT, read_until, run_py, runs, start_run_py
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -66,13 +66,13 @@ def test_a_search_sets_its_objective():
 def test_a_named_study_refuses_another_objective_or_space(store):
     args = [a for a in SEARCH if not a.startswith(("hydra.sweeper.n_trials", "clusterer.n_init"))]
     args += ["clusterer.n_init=1", "hydra.sweeper.study_name=mine"]
-    first = run_py(*args, "hydra.sweeper.n_trials=1", store=store, timeout=300)
+    first = run_py(*args, "hydra.sweeper.n_trials=1", store=store)
     assert first.returncode == 0, first.stdout + first.stderr
     for other, said in [
         (["sweep.select_by=davies_bouldin"], "error: study 'mine' optimizes silhouette, not sweep.select_by=davies"),
         (["clusterer.K=range(2,5)"], "error: hydra.sweeper.study_name=mine: that study searched another space"),
     ]:
-        res = run_py(*args, "hydra.sweeper.n_trials=2", *other, store=store, timeout=300)
+        res = run_py(*args, "hydra.sweeper.n_trials=2", *other, store=store)
         assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stdout + res.stderr
         assert res.stderr.startswith(said), res.stderr
     assert len(_study(store).trials) == 1  # nothing was asked or run
@@ -84,7 +84,7 @@ def test_another_space_or_other_data_is_another_study_and_parent(store):
     args = [a for a in SEARCH if not a.startswith(("hydra.sweeper.n_trials", "clusterer.n_init"))]
     args += ["clusterer.n_init=1", "hydra.sweeper.n_trials=1"]
     for other in [[], ["clusterer.K=range(2,5)"], ["dataset.n_train=150"]]:
-        res = run_py(*args, *other, store=store, timeout=300)
+        res = run_py(*args, *other, store=store)
         assert res.returncode == 0 and "has 0 completed trial(s); 1 to run" in res.stdout, res.stdout + res.stderr
     names = optuna.get_all_study_names(study_storage(storage_url(store, None)))
     assert len(names) == 3 and all(re.fullmatch(r"pca_kmeans-silhouette-[0-9a-f]{8}", n) for n in names), names
@@ -149,7 +149,7 @@ def _interrupted_in_second_job(search: list[str], store: str, tmp_path: Path) ->
     seen = read_until(proc, lambda seen: "[2/?]" in seen)  # the first job finished, the second started
     seen = read_until(proc, lambda seen: seen.rstrip().endswith("cluster …"), seen)  # and is fitting
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=WAIT)
     assert proc.returncode == 130, seen + out
     return seen + out
 
@@ -159,7 +159,7 @@ def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_p
     seen = _interrupted_in_second_job(search, store, tmp_path)
     assert "[1/?]" in seen and "finished" in seen, seen
 
-    res = run_py(*search, store=store, timeout=300)
+    res = run_py(*search, store=store)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "has 1 completed trial(s), 1 cut off by an interruption; 5 to run" in res.stdout, res.stdout
     study = _study(store)
@@ -191,7 +191,7 @@ def test_an_interrupted_search_resumes_with_only_the_missing_trials(store, tmp_p
 
 def test_a_failing_trial_is_recorded_and_the_search_goes_on(store):
     args = [a for a in SEARCH if not a.startswith(("clusterer.K=", "clusterer.n_init="))]
-    res = run_py(*args, "clusterer.K=choice(3,700)", "clusterer.n_init=2", store=store, timeout=300)
+    res = run_py(*args, "clusterer.K=choice(3,700)", "clusterer.n_init=2", store=store)
     assert res.returncode == 1, res.stdout + res.stderr  # the sweep reports its failed jobs
     assert "FAILED: clusterer.K=700 is not allowed" in res.stdout
     study = _study(store)
@@ -211,7 +211,6 @@ def test_a_search_runs_each_configuration_once_while_there_are_new_ones(store):
         "reducer.whiten=choice(true,false)",
         "clusterer.n_init=1",
         store=store,
-        timeout=300,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     study = _study(store)
@@ -272,10 +271,10 @@ def test_the_project_uses_no_private_optuna_module_or_attribute():
 def test_rerunning_a_complete_search_says_its_result_and_leaves_its_parent_alone(store):
     args = [a for a in SEARCH if not a.startswith(("hydra.sweeper.n_trials", "clusterer.n_init"))]
     args += ["hydra.sweeper.n_trials=2", "clusterer.n_init=1"]
-    first = run_py(*args, store=store, timeout=300)
+    first = run_py(*args, store=store)
     assert first.returncode == 0, first.stdout + first.stderr
     _, before = runs(store)
-    again = run_py(*args, store=store, timeout=300)
+    again = run_py(*args, store=store)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "has 2 completed trial(s); 0 to run" in again.stdout and "its best, trial" in again.stdout, again.stdout
     assert "A new study created" not in again.stderr and "Using an existing study" not in again.stderr
@@ -291,8 +290,8 @@ def test_parallel_trials_under_joblib_resume_to_exactly_the_budget_of_distinct_c
     proc = start_run_py(*args, store=store, out=tmp_path / "h", new_session=True)
     seen = read_until(proc, lambda seen: seen.count("finished in") >= 2 and "[3/?]" in seen)  # the 2nd batch runs
     os.killpg(proc.pid, signal.SIGINT)
-    proc.communicate(timeout=120)
-    res = run_py(*args, store=store, timeout=600, process=True)  # joblib's workers
+    proc.communicate(timeout=WAIT)
+    res = run_py(*args, store=store, process=True)  # joblib's workers
     assert res.returncode == 0, seen + res.stdout + res.stderr
     assert "cut off by an interruption" in res.stdout, res.stdout
     study = _study(store)
@@ -352,7 +351,7 @@ def test_a_trial_is_n_replicates_valued_by_their_mean_and_resumes_per_replicate(
     _interrupted_in_second_job(search, store, tmp_path)
     cut = _study(store).trials[0].params
 
-    res = run_py(*search, store=store, timeout=300)
+    res = run_py(*search, store=store)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "has 0 completed trial(s), 1 cut off by an interruption; 2 to run" in res.stdout, res.stdout
     study = _study(store)

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, WAIT
 
 
 def test_two_writers_on_a_fresh_sqlite_store_lose_nothing():
@@ -21,7 +21,7 @@ def test_two_writers_on_a_fresh_sqlite_store_lose_nothing():
         "--store",
         "sqlite",
     ]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT)
     assert res.returncode == 0, res.stdout + res.stderr
     counts = re.search(r"^attempted (\d+), finished (\d+), failed 0, lost 0$", res.stdout, re.M)
     assert counts and int(counts[1]) == int(counts[2]) >= 2, res.stdout

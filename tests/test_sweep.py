@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import python, read_until, run_py, runs, start_run_py
+from conftest import WAIT, python, read_until, run_py, runs, start_run_py
 
 from clustersweep.stages.metrics import is_cost
 
@@ -97,7 +97,7 @@ def test_kill_9_then_rerun_finishes_exactly_the_missing_jobs(store, tmp_path):
     ]
     suffix = "-n_init20-metrics.silhouette_sample_size200"
     proc = start_run_py("-m", *grid, store=store, out=tmp_path / "hydra", new_session=True)
-    read_until(proc, lambda seen: seen.count("finished in") >= 2, timeout=120)
+    read_until(proc, lambda seen: seen.count("finished in") >= 2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     _, _, before = sweep_runs(store)
@@ -171,10 +171,10 @@ def test_ctrl_c_marks_the_running_job_and_the_parent_killed(store, tmp_path):
     ]
     suffix = "-n_init50-metrics.silhouette_sample_size200"
     proc = start_run_py("-m", *grid, store=store, out=tmp_path / "hydra")
-    seen = read_until(proc, lambda seen: f"[2/6] pca-k4-kmeans-K3{suffix} … started" in seen, timeout=120)
-    seen = read_until(proc, lambda seen: seen.rstrip().endswith("cluster …"), seen, timeout=120)  # job 2 is fitting
+    seen = read_until(proc, lambda seen: f"[2/6] pca-k4-kmeans-K3{suffix} … started" in seen)
+    seen = read_until(proc, lambda seen: seen.rstrip().endswith("cluster …"), seen)  # job 2 is fitting
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=WAIT)
     assert proc.returncode == 130, seen + out
     _, (parent,), children = sweep_runs(store)
     assert parent.info.status == "KILLED"

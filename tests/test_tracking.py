@@ -23,7 +23,7 @@ NOTEBOOK = [
 
 
 def test_every_kind_of_run_carries_the_standard_tags(store):
-    assert run_py(*NOTEBOOK, store=store, timeout=600).returncode == 0
+    assert run_py(*NOTEBOOK, store=store).returncode == 0
     assert run_py(*TINY, "clusterer.K=4", store=store).returncode == 0
     assert run_py("-m", *TINY, "clusterer.K=3,4", "plots.enabled=false", store=store).returncode == 0
     _, found = runs(store)
