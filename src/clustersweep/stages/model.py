@@ -73,8 +73,9 @@ class ClusterPipeline(Pipeline):
         """X as the rows the model was fitted on (float32, dense), or an InputError saying what it takes; a warning
         when their values lie far outside the fitted range."""
         check_is_fitted(self)
-        width, shape = self.n_features_in_, getattr(self, "image_shape_", None)  # logged before it: none
-        takes = f"rows of {width} values" + (f" ({'x'.join(map(str, shape))} images)" if shape else "")
+        # a model logged before they were recorded: no image shape, and no width when its first step is UMAP
+        width, shape = getattr(self, "n_features_in_", None), getattr(self, "image_shape_", None)
+        takes = f"rows of {width or 'its'} values" + (f" ({'x'.join(map(str, shape))} images)" if shape else "")
         try:
             X = dense_rows(X, ensure_2d=False, allow_nd=True)
         except (TypeError, ValueError) as e:  # its first line: scikit-learn's next ones may print the whole array
@@ -83,7 +84,7 @@ class ClusterPipeline(Pipeline):
             X = X.reshape(len(X), -1)
         if X.ndim != 2:
             raise InputError(f"expected {takes}, got an array of shape {X.shape}. Reshape your data: a row per sample")
-        if X.shape[1] != width:
+        if width is not None and X.shape[1] != width:
             raise InputError(f"expected {takes}, got {X.shape[1]}")
         outside = out_of_range(X, getattr(self, "input_range_", None))  # models logged before it have none
         if outside:
