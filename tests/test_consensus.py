@@ -58,7 +58,7 @@ def test_rows_every_member_calls_noise_stay_noise_and_unknown_clusters_count_as_
     # a row whose first member gives a cluster it never had is placed by the other two
     row = np.array([[7, 1, 2]])
     assert consensus.predict(row)[0] == consensus.labels_[60]  # truth 1: members say 1, 1, 2
-    with pytest.raises(ValueError, match="expected the clusters of 3 members, got 2"):
+    with pytest.raises(ValueError, match="X has 2 features, but BipartiteConsensus is expecting 3 features as input"):
         consensus.predict(members[:, :2])
     with pytest.raises(ValueError, match="fewer than n_clusters=4"):
         BipartiteConsensus(4).fit(np.column_stack([np.arange(9) % 2, np.arange(9) % 1]))

@@ -79,5 +79,7 @@ def test_impossible_geometry_is_refused_at_fit(kw, message):
 def test_rows_of_another_image_size_are_refused():
     X, _ = _bars(20, 4)
     codes = _codes(pool=1).fit(X)
+    with pytest.raises(ValueError, match="X has 100 features, but PatchCodes is expecting 144 features as input"):
+        codes.transform(np.zeros((2, 100), np.float32))  # scikit-learn's check of n_features_in_
     with pytest.raises(ValueError, match="expects 12×12 = 144 pixels per row"):
-        codes.transform(np.zeros((2, 100), np.float32))
+        _codes(pool=1).fit(np.zeros((20, 100), np.float32))

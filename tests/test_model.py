@@ -4,6 +4,7 @@ logged, for a clusterer with `predict` and for those without (their test-set rul
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, WAIT, python, run_py, runs
+import requests
+from conftest import ROOT, WAIT, free_port, python, run_py, runs, stop_group, wait_for
+from scipy import sparse
 
 from clustersweep.data.dataset import load
 from clustersweep.tasks import cluster
@@ -112,3 +115,59 @@ model.predict((X * 255).astype(np.uint8))
     assert said[-1] == "True" and len(eval(said[-2])) == 7  # noqa: S307 - the list it printed
     warned = done.stderr.strip().splitlines()
     assert len(warned) == 1 and "far outside [" in warned[0] and "of the rows the model was fitted on" in warned[0]
+
+
+def test_a_logged_model_takes_sparse_rows_and_says_what_rows_it_takes(make_cfg, store, tmp_path):
+    """Loaded with mlflow.pyfunc: sparse rows give the clusters of the dense ones; rows of another width or values
+    that are not numbers are one line naming the rows it takes (what a DataFrame or ndarray through pyfunc gets)."""
+    import mlflow
+
+    cfg = make_cfg("plots.enabled=false")
+    res = cluster.run(cfg)
+    client, _ = runs(store)
+    logged = np.load(client.download_artifacts(res.run_id, "test_clusters.npy", str(tmp_path)))
+    X_test = load(cfg.dataset, cfg.seed).X_test
+    mlflow.set_tracking_uri(store)
+    model = mlflow.pyfunc.load_model(f"runs:/{res.run_id}/model")
+    assert np.array_equal(model.predict(sparse.csr_matrix(X_test)), logged)
+    assert np.array_equal(model.predict(pd.DataFrame(X_test)), logged)
+    for rows in (X_test[:2, :12], pd.DataFrame(X_test[:2, :12])):
+        with pytest.raises(ValueError, match=r"^expected rows of 784 values \(28x28 images\), got 12$"):
+            model.predict(rows)
+    with pytest.raises(ValueError, match=r"^expected rows of 784 values \(28x28 images\) that are numbers"):
+        model.predict(pd.DataFrame([["a"] * 784]))
+
+
+def test_the_served_model_answers_rows_of_another_width_with_what_it_takes(make_cfg, store, tmp_path):
+    """`mlflow models serve`: rows of 12 values get HTTP 400 whose JSON message names the 784 values it takes
+    (as a DataFrame and as a tensor); rows of 784 get their clusters."""
+    res = cluster.run(make_cfg("plots.enabled=false"))
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{res.run_id}/model"]
+    cmd += ["--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        # A busy machine: the server imports MLflow and loads the model first.
+        wait_for(lambda: server.poll() is not None or _answers(f"{url}/ping"))
+        assert server.poll() is None and _answers(f"{url}/ping"), log.read_text()[-3000:]
+        for body in ({"inputs": [[0.0] * 12]}, {"dataframe_split": {"data": [[0.0] * 12]}}):
+            answer = requests.post(f"{url}/invocations", json=body, timeout=WAIT)
+            assert answer.status_code == 400, answer.text
+            said = answer.json()
+            assert said["error_code"] == "INVALID_PARAMETER_VALUE", said
+            assert "expected rows of 784 values (28x28 images), got 12" in said["message"], said
+        good = requests.post(f"{url}/invocations", json={"inputs": [[0.0] * 784]}, timeout=WAIT)
+        assert good.status_code == 200 and len(good.json()["predictions"]) == 1, good.text
+    finally:
+        stop_group(server)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).ok
+    except requests.RequestException:
+        return False

@@ -321,8 +321,28 @@ def test_a_lower_is_better_objective_makes_optunas_best_the_searchs_best_run(sto
     assert listed["study_name"] == study.study_name
     shown = _get(app, f"/api/studies/{listed['study_id']}")
     assert len(shown["trials"]) == 4 and {"mlflow_parent_run_id"} <= {a["key"] for a in shown["user_attrs"]}
+    assert shown["objective_names"] == ["davies_bouldin"]  # its axes and columns, not "Objective 0"
     runs_named = {a["value"] for t in shown["trials"] for a in t["user_attrs"] if a["key"] == "mlflow_run_id"}
     assert parent.data.tags["best.run_id"] in runs_named
+
+
+def test_a_study_made_before_its_objectives_had_names_is_given_them_when_resumed(tmp_path):
+    from clustersweep.app.search import open_study
+
+    storage = study_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    old = optuna.create_study(study_name="s", storage=storage, directions=["maximize", "minimize"])
+    old.set_user_attr("identity", "abc")
+    assert old.metric_names is None
+    resumed = open_study(
+        "s", "search", ["modularity", "davies_bouldin"], "abc", ["maximize", "minimize"], storage, None
+    )
+    assert resumed.metric_names == ["modularity", "davies_bouldin"]
+    (listed,) = _get(optuna_dashboard.wsgi(storage), "/api/studies")["study_summaries"]
+    shown = _get(optuna_dashboard.wsgi(storage), f"/api/studies/{listed['study_id']}")
+    assert shown["objective_names"] == ["modularity", "davies_bouldin"]
+    with pytest.raises(ConfigError, match="that study searched another space"):  # refused: its names stay
+        open_study("s", "search", ["silhouette", "davies_bouldin"], "other", ["maximize", "minimize"], storage, None)
+    assert optuna.load_study(study_name="s", storage=storage).metric_names == ["modularity", "davies_bouldin"]
 
 
 def _get(app, path: str) -> dict:
@@ -402,7 +422,10 @@ def test_a_search_by_several_objectives_is_a_multi_objective_study_whose_parent_
     )
     assert res.returncode == 0, res.stdout + res.stderr
     study = _study(store)
-    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"] and study.metric_names == both
+    app = optuna_dashboard.wsgi(storage_url(store, None))
+    (listed,) = _get(app, "/api/studies")["study_summaries"]
+    assert _get(app, f"/api/studies/{listed['study_id']}")["objective_names"] == both
     assert re.fullmatch(r"pca_kmeans-modularity,davies_bouldin-[0-9a-f]{8}", study.study_name), study.study_name
     client, found = runs(store)
     (parent,) = [r for r in found if "sweep.study" in r.data.tags]

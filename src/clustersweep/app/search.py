@@ -28,6 +28,7 @@ import importlib.util
 import itertools
 import json
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -149,7 +150,8 @@ def open_study(
     sampler: Any,
 ) -> optuna.Study:
     """The study of this identity: `<search>-<objectives>-<identity>` unless `name` is given (the objectives joined
-    by commas); a direction per objective; a named study that searches something else is refused (one line)."""
+    by commas); a direction per objective, named by it (optuna-dashboard's axes and columns, a study made before
+    it had names too); a named study that searches something else is refused (one line)."""
     name = name or f"{search}-{objectives_name(chosen)}-{identity[:8]}"
     directions = [direction] if isinstance(direction, str) else list(direction)
     study = optuna.create_study(
@@ -164,6 +166,10 @@ def open_study(
             f"{str(held)[:8]}, this search {identity[:8]}); leave hydra.sweeper.study_name unset (a study per "
             "identity) or give this search a name of its own"
         )
+    if study.metric_names != list(chosen):
+        with warnings.catch_warnings():  # "set_metric_names is experimental": Optuna's since 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(chosen))
     return study
 
 

@@ -16,13 +16,12 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from clustersweep.stages import distances
+from clustersweep.stages.labels import NOISE, cluster_ids
 from clustersweep.stages.memo import keep_last
-
-NOISE = -1
 
 
 def fit_rows(n_fit: int | None, n: int, seed: int) -> np.ndarray:
@@ -54,22 +53,33 @@ def predictor(clusterer: ClusterMixin, Z_fit: np.ndarray, fit_labels: np.ndarray
 
 class NearestCluster(ClusterMixin, BaseEstimator):
     """A point takes the label of its nearest reference point within `radius`, else noise (-1): the rule for a
-    clusterer without `predict`, as an estimator a pipeline can end with. `fit(X, labels, core)`: the fitted points,
-    their labels and which of them are references (None: all). After fit: `X_`, `labels_`, `core_`."""
+    clusterer without `predict`, as an estimator a pipeline can end with. `fit(X, labels, core)`: the fitted points
+    (dense), their labels (cluster ids: whole numbers) and which of them are references (None: all). After fit:
+    `X_`, `labels_`, `core_`, `n_features_in_`."""
 
     _parameter_constraints: dict = {"radius": [Interval(Real, 0.0, None, closed="both")]}  # inf: any distance
 
     def __init__(self, radius: float = np.inf) -> None:
         self.radius = radius
 
+    def __sklearn_tags__(self):  # noqa: ANN204
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True  # the labels of the points it is fitted on: it places points, finds none
+        return tags
+
     def fit(self, X: np.ndarray, y: np.ndarray, core: np.ndarray | None = None) -> NearestCluster:
         self._validate_params()
-        self.X_, self.labels_ = np.asarray(X), np.asarray(y)
+        self.X_, labels = validate_data(self, X, y)
+        self.labels_ = cluster_ids(labels, "the fitted points' labels (y)")
         self.core_ = np.arange(len(self.X_)) if core is None else np.asarray(core, dtype=np.intp)
         return self
 
+    def fit_predict(self, X: np.ndarray, y: np.ndarray, core: np.ndarray | None = None) -> np.ndarray:
+        return self.fit(X, y, core).labels_
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        Q = np.asarray(X)
+        check_is_fitted(self)
+        Q = validate_data(self, X, reset=False)
         if len(self.core_) == 0:
             return np.full(len(Q), NOISE)
         dist, idx = nearest_among(self.X_, self.core_, Q)
@@ -193,7 +203,7 @@ def _spanning_tree(D: np.ndarray, min_samples: int) -> tuple[np.ndarray, np.ndar
 class KDistanceDBSCAN(ClusterMixin, BaseEstimator):
     """DBSCAN whose eps can come from the data: a percentile of the k-distance curve (the notebook's
     method) or its knee (eps='auto'); a number is used as given. After fit: `eps_` (used), `kdist_`
-    (the curve), and DBSCAN's `labels_`, `core_sample_indices_`, `components_`.
+    (the curve), `n_features_in_`, and DBSCAN's `labels_`, `core_sample_indices_`, `components_`. Dense rows only.
 
     Up to 23k points (`distances.fits`) the labels come from `dbscan`, shared by every eps on the same points;
     above, from sklearn's DBSCAN (with `n_jobs`)."""
@@ -226,7 +236,7 @@ class KDistanceDBSCAN(ClusterMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: object = None) -> KDistanceDBSCAN:
         self._validate_params()
-        X = check_array(X)
+        X = validate_data(self, X)
         self.kdist_ = k_distances(X, self.min_samples, self.kdist_sample, self.random_state)
         if self.eps_percentile is not None:
             self.eps_ = float(np.percentile(self.kdist_, self.eps_percentile))

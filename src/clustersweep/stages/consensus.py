@@ -18,19 +18,20 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-NOISE = -1
+from clustersweep.stages.labels import NOISE, cluster_ids
 
 
 class BipartiteConsensus(ClusterMixin, BaseEstimator):
-    """`fit(labels)`: labels is (n rows, m members) of cluster ids, -1 for noise. After fit: `labels_` (the
-    consensus, -1 for a row every member called noise), `clusters_` (each member's cluster ids), `projection_`
-    (member clusters → spectral coordinates), `kmeans_`. `predict(labels)` places rows of the same members'
-    cluster ids; a cluster id a member did not have when fitted counts as noise."""
+    """`fit(labels)`: labels is (n rows, m members) of cluster ids, -1 for noise: whole numbers (1.0 is 1; 1.5 is
+    refused), dense. After fit: `labels_` (the consensus, -1 for a row every member called noise), `clusters_` (each
+    member's cluster ids), `projection_` (member clusters → spectral coordinates), `kmeans_`, `n_features_in_` (m).
+    `predict(labels)` places rows of the same members' cluster ids; a cluster id a member did not have when fitted
+    counts as noise."""
 
     _parameter_constraints: dict = {
-        "n_clusters": [Interval(Integral, 2, None, closed="left")],
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
@@ -40,9 +41,14 @@ class BipartiteConsensus(ClusterMixin, BaseEstimator):
         self.n_init = n_init
         self.random_state = random_state
 
+    def __sklearn_tags__(self):  # noqa: ANN204
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = True  # cluster ids (scikit-learn's checks then give it whole numbers)
+        return tags
+
     def fit(self, X: np.ndarray, y: None = None) -> BipartiteConsensus:
         self._validate_params()
-        labels = check_array(X, dtype=np.int64)
+        labels = cluster_ids(validate_data(self, X), "the members' clusters")
         self.clusters_ = [np.unique(col[col != NOISE]) for col in labels.T]
         A = self._incidence(labels)
         sizes = A.sum(axis=0)
@@ -65,10 +71,8 @@ class BipartiteConsensus(ClusterMixin, BaseEstimator):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "kmeans_")
-        labels = check_array(X, dtype=np.int64)
-        if labels.shape[1] != len(self.clusters_):
-            raise ValueError(f"expected the clusters of {len(self.clusters_)} members, got {labels.shape[1]}")
+        check_is_fitted(self)
+        labels = cluster_ids(validate_data(self, X, reset=False), "the members' clusters")
         out = np.full(len(labels), NOISE)
         U, known = self._embed(labels)
         if known.any():

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm import tqdm
 
 CONTRAST_EPS = 0.01  # added to a patch's variance before dividing by its root: flat patches stay near zero
@@ -28,7 +28,8 @@ WHITEN_EPS = 0.1  # added to the eigenvalues before ZCA whitening: the faintest 
 
 
 class PatchCodes(TransformerMixin, BaseEstimator):
-    """Flattened images (n, H·W) → `n_filters`·`pool`² features per image; fitted on the train images only."""
+    """Flattened images (n, H·W), dense → `n_filters`·`pool`² features per image; fitted on the train images only.
+    After fit: `mean_`, `whitening_`, `filters_`, `n_features_in_` (H·W)."""
 
     _parameter_constraints: dict = {
         "image_shape": [list, tuple],
@@ -85,7 +86,7 @@ class PatchCodes(TransformerMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: None = None) -> PatchCodes:
         """Learn the whitening and the filters from `n_patches` patches drawn at random positions of X."""
         self._validate_params()
-        images = self._images(X)
+        images = self._images(validate_data(self, X, dtype=np.float32))
         rng = check_random_state(self.random_state)
         p = self.patch
         n, h, w = images.shape
@@ -98,12 +99,11 @@ class PatchCodes(TransformerMixin, BaseEstimator):
         self.whitening_ = ((eigvec / np.sqrt(eigval + WHITEN_EPS)) @ eigvec.T).astype(np.float32)
         kmeans = MiniBatchKMeans(self.n_filters, n_init=3, batch_size=4096, random_state=rng)
         self.filters_ = kmeans.fit(centred @ self.whitening_).cluster_centers_.astype(np.float32)
-        self.n_features_in_ = images.shape[1] * images.shape[2]
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "filters_")
-        images = self._images(X)
+        check_is_fitted(self)
+        images = self._images(validate_data(self, X, dtype=np.float32, reset=False))
         out = np.empty((len(images), self.n_filters * self.pool**2), dtype=np.float32)
         starts = range(0, len(images), self.batch_size)
         for start in tqdm(starts, desc="patch codes", unit="batch", disable=not self.verbose, mininterval=5):
@@ -125,7 +125,7 @@ class PatchCodes(TransformerMixin, BaseEstimator):
         return pooled.reshape(n, -1)
 
     def _images(self, X: np.ndarray) -> np.ndarray:
-        X = check_array(X, dtype=np.float32)
+        """Validated rows (dense float32) as images: one of image_shape's h·w pixels per value."""
         h, w = (int(s) for s in self.image_shape)
         if X.shape[1] != h * w:
             raise ValueError(f"PatchCodes expects {h}×{w} = {h * w} pixels per row (image_shape), got {X.shape[1]}")

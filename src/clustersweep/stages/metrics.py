@@ -32,8 +32,8 @@ from sklearn.metrics import (
 from sklearn.neighbors import NearestNeighbors
 
 from clustersweep.stages import distances, memo
+from clustersweep.stages.labels import NOISE
 
-NOISE = -1
 LABEL_FREE = ("silhouette", "davies_bouldin", "calinski_harabasz", "modularity")  # may pick a run; labels never do
 SPACES = ("common", "embedding", "patches")  # where the label-free metrics are computed: metrics.space, other_spaces
 REPLICATED, RANKED = "stability", "ace"  # of a configuration's replicates; of a run among the others

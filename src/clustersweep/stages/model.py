@@ -9,8 +9,13 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
 # What unpickling the model needs (clustersweep itself too: its own estimators are in it).
@@ -18,22 +23,86 @@ REQUIREMENTS = ("scikit-learn", "numpy", "scipy", "threadpoolctl", "cloudpickle"
 log = logging.getLogger(__name__)
 
 
+class InputError(MlflowException, ValueError):
+    """Rows the model cannot take, saying what it takes: a ValueError, as scikit-learn's own, and an MlflowException
+    (INVALID_PARAMETER_VALUE), whose message MLflow's scoring server (`mlflow models serve`) puts in its HTTP 400
+    answer; of any other error it answers only that one occurred."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+
 class ClusterPipeline(Pipeline):
     """A scikit-learn Pipeline whose `predict` runs on `threads` BLAS/OpenMP threads, as the run did
-    (`compute.threads`), and reads its input as float32, as the run's data: the same rows give the same ids.
-    `input_range_` is (min, max) of the rows it was fitted on; rows far outside it get a warning, one line."""
+    (`compute.threads`), and reads its input as the run's data: float32 rows, dense. It takes an ndarray, a DataFrame
+    (what MLflow's pyfunc passes), a list of rows, a scipy sparse matrix (in `fit` too) or `(n, *image_shape_)`
+    images; rows of another width, or not numbers, are an `InputError` saying what it takes. The same rows give the
+    same ids. `input_range_` is (min, max) of the rows it was fitted on; rows far outside it get a warning, one line.
+    `image_shape_` is the shape of the images its rows are (None: not images)."""
 
     def __init__(self, steps: list, *, threads: int | None = None, transform_input=None, memory=None, verbose=False):  # noqa: ANN001
         super().__init__(steps, transform_input=transform_input, memory=memory, verbose=verbose)
         self.threads = threads
 
-    def predict(self, X: np.ndarray, **params: object) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
+    def __sklearn_tags__(self):  # noqa: ANN204
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # read as dense rows, whatever its steps take
+        return tags
+
+    @property
+    def n_features_in_(self) -> int:
+        """The width of the rows it was fitted on, as recorded by `fit` or `assemble` (a first step such as UMAP
+        records none); a model logged before either did has its first step's."""
+        return self.__dict__.get("width_") or super().n_features_in_
+
+    def fit(self, X: object, y: object = None, **params: object) -> ClusterPipeline:
+        X = dense_rows(X)
+        self.width_ = X.shape[1]
+        return super().fit(X, y, **params)
+
+    def fit_predict(self, X: object, y: object = None, **params: object) -> np.ndarray:
+        X = dense_rows(X)
+        self.width_ = X.shape[1]
+        with threadpool_limits(limits=self.threads):
+            return np.asarray(super().fit_predict(X, y, **params))
+
+    def predict(self, X: object, **params: object) -> np.ndarray:
+        return self.predict_rows(self.rows(X), **params)
+
+    def rows(self, X: object) -> np.ndarray:
+        """X as the rows the model was fitted on (float32, dense), or an InputError saying what it takes; a warning
+        when their values lie far outside the fitted range."""
+        check_is_fitted(self)
+        # a model logged before they were recorded: no image shape, and no width when its first step is UMAP
+        width, shape = getattr(self, "n_features_in_", None), getattr(self, "image_shape_", None)
+        takes = f"rows of {width or 'its'} values" + (f" ({'x'.join(map(str, shape))} images)" if shape else "")
+        try:
+            X = dense_rows(X, ensure_2d=False, allow_nd=True)
+        except (TypeError, ValueError) as e:  # its first line: scikit-learn's next ones may print the whole array
+            raise InputError(f"expected {takes} that are numbers (read as float32): {str(e).splitlines()[0]}") from None
+        if shape and X.shape[1:] == tuple(shape):
+            X = X.reshape(len(X), -1)
+        if X.ndim != 2:
+            raise InputError(f"expected {takes}, got an array of shape {X.shape}. Reshape your data: a row per sample")
+        if width is not None and X.shape[1] != width:
+            raise InputError(f"expected {takes}, got {X.shape[1]}")
         outside = out_of_range(X, getattr(self, "input_range_", None))  # models logged before it have none
         if outside:
             log.warning(outside)
+        return X
+
+    def predict_rows(self, X: np.ndarray, **params: object) -> np.ndarray:
+        """The clusters of rows that `rows` has read."""
         with threadpool_limits(limits=self.threads):
             return np.asarray(super().predict(X, **params))
+
+
+def dense_rows(X: object, **check: bool) -> np.ndarray:
+    """X (an array, a DataFrame, a list of rows, a scipy sparse matrix) as a dense float32 array of finite numbers:
+    scikit-learn's `check_array` (its `check` options), a ValueError for anything else."""
+    if sparse.issparse(X):
+        X = X.toarray()
+    return check_array(X, dtype=np.float32, **check)
 
 
 def out_of_range(X: np.ndarray, fitted: tuple[float, float] | None) -> str | None:
@@ -53,26 +122,58 @@ def out_of_range(X: np.ndarray, fitted: tuple[float, float] | None) -> str | Non
 
 
 def assemble(
-    reducer: object, predictor: object, threads: int, input_range: tuple[float, float] | None
+    reducer: object,
+    predictor: object,
+    threads: int,
+    width: int,
+    image_shape: tuple[int, ...] | None,
+    input_range: tuple[float, float] | None,
 ) -> ClusterPipeline:
     """The reducer (a Pipeline's steps, or one step) followed by the fitted predictor, as one fitted pipeline that
-    knows the range of the values it was fitted on (`input_range`: the training data's min and max)."""
+    knows the rows it was fitted on: their `width`, the `image_shape` they are (None: not images) and the range of
+    their values (`input_range`: the training data's min and max)."""
     steps = list(getattr(reducer, "steps", None) or [(type(reducer).__name__.lower(), reducer)])
     pipeline = ClusterPipeline([*steps, ("cluster", predictor)], threads=threads)
-    pipeline.input_range_ = input_range
+    pipeline.width_, pipeline.image_shape_, pipeline.input_range_ = width, image_shape, input_range
     return pipeline
 
 
 class ConsensusPipeline(ClusterMixin, BaseEstimator):
-    """The members' fitted pipelines (`ClusterPipeline`s, one per seed) and the fitted rule that combines their
-    clusters into one (`consensus.BipartiteConsensus`): `predict` runs every member, then the rule."""
+    """The members' pipelines (`ClusterPipeline`s, one per seed) and the rule that combines their clusters into one
+    (`consensus.BipartiteConsensus`): `predict` reads the rows once, as its first member does (what it takes, and
+    the range warning), runs every member, then the rule. A run logs it with its members and rule fitted; `fit`
+    fits them in place, as a Pipeline its steps: every member on X, the rule on their clusters (`labels_`)."""
 
     def __init__(self, members: list[ClusterPipeline], combiner: ClusterMixin) -> None:
         self.members = members
         self.combiner = combiner
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.combiner.predict(np.column_stack([m.predict(X) for m in self.members])))
+    def __sklearn_tags__(self):  # noqa: ANN204
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # as its members
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        try:
+            for estimator in [*self.members, self.combiner]:
+                check_is_fitted(estimator)
+        except NotFittedError:
+            return False
+        return True
+
+    @property
+    def n_features_in_(self) -> int:
+        return self.members[0].n_features_in_
+
+    def fit(self, X: object, y: object = None) -> ConsensusPipeline:
+        X = dense_rows(X)
+        self.labels_ = self.combiner.fit(np.column_stack([m.fit_predict(X) for m in self.members])).labels_
+        return self
+
+    def predict(self, X: object) -> np.ndarray:
+        check_is_fitted(self)
+        X = self.members[0].rows(X)
+        return np.asarray(self.combiner.predict(np.column_stack([m.predict_rows(X) for m in self.members])))
 
 
 def requirements(model: ClusterPipeline | ConsensusPipeline) -> list[str]:

@@ -199,7 +199,8 @@ def _fit_and_log(
     costs = {}
     if cfg.model.log:
         with watch("model"):
-            pipelines = [model.assemble(m.reducer, m.predictor, cfg.compute.threads, data.value_range) for m in group]
+            rows = data.X_train.shape[1], data.image_shape, data.value_range
+            pipelines = [model.assemble(m.reducer, m.predictor, cfg.compute.threads, *rows) for m in group]
             pipeline = pipelines[0] if len(group) == 1 else model.ConsensusPipeline(pipelines, clusterer)
             model_id, costs["size_model_bytes"] = _log_model(run, prep, pipeline)
             run.score_model(model_id, m, scored_at, data.train_input())
