@@ -14,6 +14,7 @@ from mlflow.artifacts import download_artifacts
 from PIL import Image
 from sklearn.datasets import make_blobs
 
+from clustersweep.config.validate import validate
 from clustersweep.data.arrays import ArrayFile
 from clustersweep.data.dataset import load
 from clustersweep.data.generated import Synthetic
@@ -130,16 +131,18 @@ def test_fewer_fitted_points_than_modularity_needs_say_why(make_cfg, narrow):
 @pytest.fixture(scope="module")
 def image_arrays(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Synthetic's 28×28 spots as (N, 28, 28) arrays (train 600, test 200) with their labels, the same flat, as
-    (N, 28, 28, 3) colour, and of other shapes."""
+    (N, 14, 14, 3) colour, and of other shapes."""
     root = tmp_path_factory.mktemp("image_arrays")
     full = Synthetic("synthetic", 0, 4, 600, 200, [28, 28]).load()
     np.save(root / "grey.npy", full.X_train.reshape(-1, 28, 28))
     np.save(root / "labels.npy", full.y_train)
     np.save(root / "flat.npy", full.X_test)
     np.save(root / "test_grey.npy", full.X_test.reshape(-1, 28, 28))
+    np.save(root / "test_channel.npy", full.X_test.reshape(-1, 28, 28, 1))
     np.save(root / "test_other.npy", full.X_test.reshape(-1, 28, 28)[:, :, :27])
     np.save(root / "test_wide.npy", full.X_test.reshape(-1, 4, 7, 28))
-    colour = np.repeat(full.X_train.reshape(-1, 28, 28, 1), 3, axis=3) * np.array([1.0, 0.6, 0.3], np.float32)
+    small = Synthetic("synthetic", 0, 4, 600, 200, [14, 14]).load()
+    colour = np.repeat(small.X_train.reshape(-1, 14, 14, 1), 3, axis=3) * np.array([1.0, 0.6, 0.3], np.float32)
     np.savez(root / "colour.npz", X=colour, y=full.y_train)
     return {p.stem: p for p in root.iterdir()}
 
@@ -147,11 +150,13 @@ def image_arrays(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_an_array_of_images_is_read_as_images_a_memory_mapped_view(image_arrays):
     full = ArrayFile("arrays", str(image_arrays["grey"]), test_path=str(image_arrays["test_grey"])).load()
     assert full.image_shape == (28, 28) and full.X_train.shape == (600, 784) and full.X_test.shape == (200, 784)
+    one_channel = ArrayFile("arrays", str(image_arrays["grey"]), test_path=str(image_arrays["test_channel"])).load()
+    assert one_channel.image_shape == (28, 28) and np.array_equal(one_channel.X_test, full.X_test)  # (N, H, W, 1): grey
     assert isinstance(full.X_train, np.memmap) and not full.X_train.flags.owndata  # the file mapped, not copied
     on_disk = np.load(image_arrays["grey"])
     assert np.array_equal(full.X_train, on_disk.reshape(600, -1))  # row-major: row i is image i
     colour = ArrayFile("arrays", str(image_arrays["colour"]), labels="y").load()
-    assert colour.image_shape == (28, 28, 3) and colour.X_train.shape == (600, 2352)
+    assert colour.image_shape == (14, 14, 3) and colour.X_train.shape == (600, 588)
     for test, said in (
         ("test_other", "holds images of 28x27 but dataset.path holds images of 28x28"),
         ("flat", "holds 784 features per row but dataset.path holds images of 28x28"),
@@ -201,7 +206,7 @@ def test_an_array_of_images_without_labels_and_in_colour_run_with_image_plots(ma
     assert "nmi" not in res.metrics and "silhouette" in res.metrics
     assert {"centroids", "reconstructions", "cluster_scatter"} <= _plots(client, res.run_id)
     cfg = make_cfg("dataset=arrays", f"dataset.path={image_arrays['colour']}", "dataset.labels=y", *small, tiny=False)
-    assert load(cfg.dataset, cfg.seed).image_shape == (28, 28, 3)
+    assert load(cfg.dataset, cfg.seed).image_shape == (14, 14, 3)
     res = cluster.run(cfg)
     assert res.metrics["nmi"] > 0.8 and {"centroids", "reconstructions"} <= _plots(client, res.run_id)
 
@@ -212,23 +217,19 @@ def test_an_image_shape_the_array_disagrees_with_is_one_line_and_no_run(store, i
     assert runs(store, "arrays")[1] == []
 
 
-def test_patch_codes_of_an_array_of_small_images_clamp_their_space(make_cfg, store, image_arrays):
-    """The patches space of 40 grey images (32 train rows): fewer rows than metrics.common_k, said; the patch-code
-    reducer takes the array's image shape."""
-    cfg = make_cfg(
-        "dataset=arrays",
-        f"dataset.path={image_arrays['grey']}",
-        "dataset.n_train=32",
-        "reducer=patches_umap",
-        "reducer.pca_k=20",
-        "reducer.n_neighbors=5",
-        "metrics.other_spaces=[patches]",
-        "plots.enabled=false",
-        *FAST,
-        "clusterer.K=3",
-        tiny=False,
-    )
-    res = cluster.run(cfg)
+def test_the_patches_space_of_few_images_is_clamped_and_patch_codes_take_the_arrays_image_shape(
+    make_cfg, store, image_arrays
+):
+    """The patches space of 32 train rows of 28×28 images: fewer rows than metrics.common_k, said. A patch-code
+    reducer is built with the image shape the array gives (dataset.image_shape=null)."""
+    given = ["dataset=arrays", f"dataset.path={image_arrays['grey']}", "dataset.n_train=32", "clusterer.K=3"]
+    res = cluster.run(make_cfg(*given, "reducer.k=5", "metrics.other_spaces=[patches]", *FAST, tiny=False))
     tags = runs(store, "arrays")[1][0].data.tags
     assert tags["clamped.metrics.common_k.patches"] == "32: the train rows" and "silhouette.patches" in res.metrics
     assert tags["clamped.metrics.common_k"] == "32: the train rows"
+    assert "metrics.common_k.patches = 32, at most the train rows" in res.report
+    cfg = make_cfg(*given, "reducer=patches_umap", "reducer.pca_k=20", "reducer.n_neighbors=5", tiny=False)
+    validate(cfg)  # the shape unknown until the array is read: not refused
+    data = load(cfg.dataset, cfg.seed)
+    codes = validate(cfg, data)["reducer"].steps[0][1]
+    assert cfg.dataset.image_shape == [28, 28] and list(codes.image_shape) == [28, 28]
