@@ -1,6 +1,7 @@
 """`python -m clustersweep.predict MODEL_URI INPUT --out clusters.csv`: new data into the clusters of a logged model
 (`runs:/<run id>/model` or `models:/<name>/<version|latest>`). INPUT is what the loaders read: an array file
-(.npy, .npz, .csv, .parquet) or a folder of images (resized and converted to what the model was fitted on)."""
+(.npy, .npz, .csv, .parquet; an array of images, (n, H, W) or (n, H, W, C), of the model's image shape) or a folder
+of images (resized and converted to what the model was fitted on)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ def read_input(path: str, metadata: dict, features: str | None, labels: str | No
         full = ImageFolder("input", path, image_size=list(shape[:2]), mode=mode).load()
         return full.X_train, pd.Series(full.row_names, name="file")
     full = ArrayFile("input", path, features=features, labels=labels).load()
+    if full.image_shape is not None and list(full.image_shape) != list(shape or []):
+        fitted = f"images of {'x'.join(map(str, shape))}" if shape else "rows that are not images"
+        raise DataError(
+            f"{path} holds images of {'x'.join(map(str, full.image_shape))} but the model was fitted on {fitted}; "
+            "give rows of the data the model was fitted on"
+        )
     X = np.asarray(full.X_train)
     check_finite(X, f"the rows of {path}")
     return X, pd.Series(np.arange(len(X)), name="row")

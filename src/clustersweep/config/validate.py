@@ -147,6 +147,13 @@ _SWEEPER: dict[str, Check] = {
 }
 
 
+def _width(lim: Limits) -> tuple[float, str]:
+    """The most components a reducer can fit: the features, and the train rows it is fitted on when fewer."""
+    if lim.n_train < lim.n_features:
+        return lim.n_train, " (the train rows, fewer than the features)"
+    return lim.n_features, " (the number of features)"
+
+
 def _rules(lim: Limits) -> dict[str, Check]:
     """The user-facing keys and what each allows; a key absent from the chosen config is skipped."""
     per_class = " (at least one per class)" if lim.n_classes > 1 else ""
@@ -156,8 +163,8 @@ def _rules(lim: Limits) -> dict[str, Check]:
         "compute.threads": _int_in(1),
         "dataset.n_train": _optional(_int_in(lim.n_classes, lim.size_train, per_class)),
         "dataset.n_test": _optional(_int_in(lim.n_classes, lim.size_test, per_class)),
-        "reducer.k": _int_in(1, lim.n_features, " (the number of features)"),
-        "reducer.pca_k": _int_in(1, lim.n_features, " (the number of features)"),
+        "reducer.k": _int_in(1, *_width(lim)),
+        "reducer.pca_k": _int_in(1, *_width(lim)),
         "reducer.n_neighbors": _int_in(2, lim.n_train - 1, " (fewer than the train samples)"),
         "reducer.min_dist": _at_least_zero,
         "reducer.n_filters": _int_in(2),
@@ -192,7 +199,11 @@ def _rules(lim: Limits) -> dict[str, Check]:
 
 def validate(cfg: DictConfig, data: Any = None) -> dict[str, Any]:
     """Raise ConfigError on the first value that cannot run; returns the estimators, built and checked by sklearn.
-    Without `data` the limits are what the dataset config says; with the loaded data, the data's."""
+    Without `data` the limits are what the dataset config says; with the loaded data, the data's, and the image
+    shape its files give (an image folder's, an array of images') becomes `dataset.image_shape` when that is null:
+    what the run logs and its estimators (patch codes) are built with."""
+    if data is not None and data.image_shape is not None and cfg.dataset.get("image_shape") is None:
+        cfg.dataset.image_shape = list(data.image_shape)
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as e:
@@ -208,6 +219,8 @@ def validate(cfg: DictConfig, data: Any = None) -> dict[str, Any]:
     built = {}
     for group in ("reducer", "clusterer"):
         _check_keys_used(cfg[group], group)
+        if group == "reducer" and "n_filters" in cfg.reducer and cfg.dataset.get("image_shape") is None:
+            continue  # patch codes of images whose shape the files give: built once they are read
         built[group] = build(cfg[group].estimator, group)
     return built
 
@@ -268,10 +281,13 @@ def _check_pca_after_patches(node: DictConfig) -> None:
 
 
 def _check_images_for_patches(cfg: DictConfig, data: Any) -> None:
-    """Patch codes cut grey images into patches: the rows must be images of a known (H, W) shape."""
+    """Patch codes cut grey images into patches: the rows must be images of a known (H, W) shape; a shape the files
+    may give (dataset.image_shape=null before loading) is checked once they are read."""
     if "n_filters" not in cfg.reducer:
         return
     shape = data.image_shape if data is not None else cfg.dataset.get("image_shape")
+    if shape is None and data is None:
+        return
     if shape is None or len(shape) != 2:
         raise ConfigError(
             f"reducer={cfg.reducer.name} needs grey images of a known shape, but dataset.image_shape="

@@ -1,5 +1,6 @@
-"""The `arrays` loader: a feature matrix from a `.npy`, `.npz`, `.csv` or `.parquet` file, one row per sample, with
-optional labels (a column, an array of the `.npz`, or a file of their own), and optionally a test file."""
+"""The `arrays` loader: a feature matrix from a `.npy`, `.npz`, `.csv` or `.parquet` file, one row per sample (or
+an array of images, one per sample), with optional labels (a column, an array of the `.npz`, or a file of their
+own), and optionally a test file."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 class ArrayFile:
     """Loader of a feature matrix. `path` (and `test_path`, else the dataset splits it): `.npy` (memory-mapped,
     so a large float32 file is not copied), `.npz` (the array `features`, by default `X` or its only array),
-    `.csv` or `.parquet` (the columns `features`, by default every column but the labels; all numeric).
+    `.csv` or `.parquet` (the columns `features`, by default every column but the labels; all numeric). An array
+    of shape (N, H, W) or (N, H, W, C), C 1 or 3, is N images: each flattened to a row, the image shape its own
+    (a test file's must be the same).
     Labels: `labels` names a column or an `.npz` array; or `labels_path` (and `test_labels_path`) names a `.npy`,
     `.txt` (one per line) or `.csv` (its first column) file. None of them: no labels."""
 
@@ -46,12 +49,17 @@ class ArrayFile:
         self.labels, self.labels_path, self.test_labels_path = labels, labels_path, test_labels_path
 
     def load(self) -> Full:
-        X_train, y_train = self._read(self.path, "dataset.path", self.labels_path, "dataset.labels_path")
+        X_train, y_train, shape = self._read(self.path, "dataset.path", self.labels_path, "dataset.labels_path")
         X_test = y_test = None
         if self.test_path is not None:
-            X_test, y_test = self._read(
+            X_test, y_test, test_shape = self._read(
                 self.test_path, "dataset.test_path", self.test_labels_path, "dataset.test_labels_path"
             )
+            if test_shape != shape:
+                raise DataError(
+                    f"dataset.test_path={self.test_path} holds {_row(test_shape, X_test)} but dataset.path holds "
+                    f"{_row(shape, X_train)}; the files must hold rows of the same shape"
+                )
             if X_test.shape[1] != X_train.shape[1]:
                 raise DataError(
                     f"dataset.test_path={self.test_path} has {X_test.shape[1]} features per row but dataset.path has "
@@ -62,25 +70,27 @@ class ArrayFile:
         files = [f for f in (self.path, self.test_path, self.labels_path, self.test_labels_path) if f is not None]
         settings = json.dumps({"features": self.features, "labels": self.labels}, sort_keys=True)
         sha = combined_sha256([*(file_sha256(Path(f)) for f in files), settings])
-        return Full(*read_only(X_train, y_train, X_test, y_test), None, sha)
+        return Full(*read_only(X_train, y_train, X_test, y_test), shape, sha)
 
     def _read(
         self, path: str, key: str, labels_path: str | None, labels_key: str
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...] | None]:
+        """(rows, labels or None, the rows' image shape or None) of one file."""
         file = _existing(path, key, FORMATS)
+        shape = None
         if file.suffix == ".npy":
-            X, y = _npy(file, key), None
+            (X, shape), y = _npy(file, key), None
         elif file.suffix == ".npz":
-            X, y = self._npz(file, key)
+            (X, shape), y = self._npz(file, key)
         else:
             X, y = self._table(file, key)
         if labels_path is not None:
             y = _labels_file(_existing(labels_path, labels_key, LABEL_FORMATS), labels_key)
             if len(y) != len(X):
                 raise DataError(f"{labels_key}={labels_path} has {len(y)} labels but {key}={path} has {len(X)} rows")
-        return X, y
+        return X, y, shape
 
-    def _npz(self, file: Path, key: str) -> tuple[np.ndarray, np.ndarray | None]:
+    def _npz(self, file: Path, key: str) -> tuple[tuple[np.ndarray, tuple[int, ...] | None], np.ndarray | None]:
         try:
             with np.load(file, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
@@ -139,7 +149,7 @@ class ArrayFile:
                 f"{key}={file}: the columns {_few(text)} are not numeric; drop them or name the numeric ones in "
                 "dataset.features (and the labels column in dataset.labels)"
             )
-        return _numeric(df[wanted].to_numpy(dtype=np.float32), f"{key}={file}"), y
+        return _numeric(df[wanted].to_numpy(dtype=np.float32), f"{key}={file}")[0], y
 
 
 def _existing(path: str, key: str, formats: tuple[str, ...]) -> Path:
@@ -151,8 +161,9 @@ def _existing(path: str, key: str, formats: tuple[str, ...]) -> Path:
     return file
 
 
-def _npy(file: Path, key: str) -> np.ndarray:
-    """The matrix, memory-mapped (read-only) when it is float32 already, else read and converted."""
+def _npy(file: Path, key: str) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """The matrix (and its image shape), memory-mapped (read-only) when it is float32 already, else read and
+    converted."""
     try:
         X = np.load(file, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -160,13 +171,21 @@ def _npy(file: Path, key: str) -> np.ndarray:
     return _numeric(X, f"{key}={file}")
 
 
-def _numeric(X: np.ndarray, what: str) -> np.ndarray:
-    """A 2-D float32 matrix, or one line on why not."""
-    if X.ndim == 1 or X.ndim > 2:
-        raise DataError(f"{what} has shape {X.shape}; expected a 2-D matrix, one row per sample")
+def _numeric(X: np.ndarray, what: str) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """A 2-D float32 matrix, one row per sample, and the rows' image shape: (N, H, W) and (N, H, W, C) arrays are
+    images (C 1: grey, (H, W); C 3: colour), each flattened to a row (row-major: of a C-ordered memory map, a
+    view, no copy). Or one line on why not."""
+    shape = tuple(int(s) for s in X.shape[1:])
+    if X.ndim not in (2, 3, 4) or (X.ndim == 4 and shape[2] not in (1, 3)):
+        raise DataError(
+            f"{what} has shape {X.shape}; expected (rows, features), (rows, height, width) images or (rows, "
+            "height, width, channels) images with 1 or 3 channels"
+        )
     if not (np.issubdtype(X.dtype, np.number) and not np.issubdtype(X.dtype, np.complexfloating)):
         raise DataError(f"{what} holds {X.dtype} values; expected numbers")
-    return X if X.dtype == np.float32 else X.astype(np.float32)
+    image_shape = None if X.ndim == 2 else shape[:2] if X.ndim == 3 or shape[2] == 1 else shape
+    X = X.reshape(len(X), -1) if X.ndim > 2 else X
+    return (X if X.dtype == np.float32 else X.astype(np.float32)), image_shape
 
 
 def _labels_file(file: Path, key: str) -> np.ndarray:
@@ -184,6 +203,11 @@ def _labels_file(file: Path, key: str) -> np.ndarray:
     if y.ndim != 1:
         raise DataError(f"{key}={file} has shape {y.shape}; expected one label per row")
     return y
+
+
+def _row(shape: tuple[int, ...] | None, X: np.ndarray) -> str:
+    """What one row is, for a message: 'images of 28x28' or '784 features per row'."""
+    return f"images of {'x'.join(map(str, shape))}" if shape else f"{X.shape[1]} features per row"
 
 
 def _few(names: list[str], n: int = 8) -> str:

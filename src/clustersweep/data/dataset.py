@@ -128,8 +128,8 @@ def _image_shape(raw: Full, configured: list[int] | None) -> tuple[int, ...] | N
         )
     if raw.image_shape is not None and shape is not None and tuple(raw.image_shape) != shape:
         raise DataError(
-            f"the images are {'x'.join(map(str, raw.image_shape))} but dataset.image_shape={list(shape)}; "
-            "fix dataset.image_shape or leave it null"
+            f"the data's rows are images of {'x'.join(map(str, raw.image_shape))}, as the loader reads them, but "
+            f"dataset.image_shape={list(shape)}; fix dataset.image_shape or leave it null (the data gives it)"
         )
     shape = shape or (None if raw.image_shape is None else tuple(raw.image_shape))
     width = raw.X_train.shape[1]

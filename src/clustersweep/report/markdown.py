@@ -67,10 +67,12 @@ def run_report(
     reducer: str,
     k: int | None,
     degenerate: str | None = None,
+    clamped: dict[str, str] | None = None,
 ) -> str:
     """The conclusions of one run; of a degenerate one (`metrics.degenerate`), that first, and no per-class
     figures (they would read as success: a single cluster "separates" every class 100%). Without labels
-    (`y_test` None), the label-free figures and that there were none."""
+    (`y_test` None), the label-free figures and that there were none. `clamped`: the internal sizes the data
+    could not hold (key → "48: the train rows", `stages.clamps`), each said in a line."""
     lines = [f"# {name}", ""]
     if degenerate:
         lines += [f"**Degenerate clustering: {degenerate}.** Not a clustering to interpret; no sweep picks it.", ""]
@@ -103,6 +105,9 @@ def run_report(
     sizes = cluster_sizes(test_clusters)
     if sizes:
         lines.append(f"- **Cluster sizes** (test): {sizes}.")
+    for key, why in (clamped or {}).items():
+        value, bound = why.split(": ", 1)
+        lines.append(f"- **Clamped to the data**: {key} = {value}, at most {bound} (tag `clamped.{key}`).")
     if degenerate or y_test is None or class_names is None:
         return "\n".join(lines) + "\n"
     sep = separation(y_test, test_clusters, class_names)

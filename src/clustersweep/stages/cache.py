@@ -20,7 +20,7 @@ from joblib import Memory
 from omegaconf import DictConfig, OmegaConf
 
 from clustersweep.data.dataset import Dataset, load
-from clustersweep.stages import reduce
+from clustersweep.stages import clamps, reduce
 from clustersweep.tracking.identity import numbers_only, targets_code
 from clustersweep.tracking.store import local_dir
 
@@ -82,24 +82,26 @@ def bases(cfg: DictConfig, data_sha256: str, uri: str) -> dict[str, tuple[np.nda
     return _cached(cfg, uri, _bases, data_sha256)[0]
 
 
-def common_space(cfg: DictConfig, data_sha256: str, uri: str, n_features: int) -> np.ndarray:
+def common_space(cfg: DictConfig, data: Dataset, uri: str) -> np.ndarray:
     """Train in the one space where every run's label-free metrics are computed: exact PCA to `metrics.common_k`
-    components (all `n_features` of narrower data)."""
-    estimator = {"_target_": "sklearn.decomposition.PCA", "n_components": min(cfg.metrics.common_k, n_features)}
+    components (`clamps.common_k`: at most the train rows and the features)."""
+    n_components, _ = clamps.common_k(cfg, "common", *data.X_train.shape)
+    estimator = {"_target_": "sklearn.decomposition.PCA", "n_components": n_components}
     estimator["svd_solver"] = "covariance_eigh"
-    return _cached(cfg, uri, _fit_reducer, estimator, data_sha256)[0][1]
+    return _cached(cfg, uri, _fit_reducer, estimator, data.sha256)[0][1]
 
 
 def patch_space(cfg: DictConfig, data: Dataset, uri: str) -> np.ndarray:
     """Train in the common space of the patch codes: `metrics.patches` codes (their own fixed seed, never the
-    run's), standardized, then exact PCA to `metrics.common_k` components; fitted once on the train rows that seed
-    draws (all of train unless subsampled) and shared by every run of the data, whatever its reducer and seed. A
-    run's own subsample (other rows) goes through that same fitted space."""
+    run's), standardized, then exact PCA to `metrics.common_k` components (`clamps.common_k`: at most the train
+    rows and the patch features); fitted once on the train rows that seed draws (all of train unless subsampled)
+    and shared by every run of the data, whatever its reducer and seed. A run's own subsample (other rows) goes
+    through that same fitted space."""
     p = cfg.metrics.patches
     codes = {"_target_": "clustersweep.stages.features.PatchCodes", "image_shape": list(data.image_shape)}
     codes.update(n_filters=p.n_filters, patch=p.patch, pool=p.pool, random_state=p.seed, _convert_="all")
     pca = {"_target_": "sklearn.decomposition.PCA", "svd_solver": "covariance_eigh"}
-    pca["n_components"] = min(cfg.metrics.common_k, p.n_filters * p.pool**2)
+    pca["n_components"], _ = clamps.common_k(cfg, "patches", *data.X_train.shape)
     scaler = {"_target_": "sklearn.preprocessing.StandardScaler"}
     estimator = {"_target_": "sklearn.pipeline.make_pipeline", "_args_": [codes, scaler, pca]}
     key = f"{data.sha256}+code:{targets_code(estimator)}"  # refitted when the patch codes' code changes

@@ -24,7 +24,7 @@ from clustersweep.config.names import run_name
 from clustersweep.config.validate import validate
 from clustersweep.data.dataset import Dataset, load
 from clustersweep.report import markdown
-from clustersweep.stages import cache, cluster, metrics, model, reduce
+from clustersweep.stages import cache, clamps, cluster, metrics, model, reduce
 from clustersweep.tasks import consensus
 from clustersweep.tasks.cluster_plots import Fitted, pages
 from clustersweep.tracking import assets, runs, ui
@@ -155,7 +155,7 @@ def _fit_and_log(
                 return Z_train[idx]
             if name == "patches":
                 return cache.patch_space(cfg, data, prep.uri)[idx]
-            return cache.common_space(cfg, data.sha256, prep.uri, data.X_train.shape[1])[idx]
+            return cache.common_space(cfg, data, prep.uri)[idx]
 
         sizes = cfg.metrics.silhouette_sample_size, cfg.metrics.modularity_sample_size, cfg.seed
         y_fit = None if data.y_train is None else data.y_train[idx]
@@ -177,10 +177,20 @@ def _fit_and_log(
     if flawed:
         log.warning("%s is degenerate: %s", run.name, flawed)
     # The scores with their tags first, so no later failure loses them, then every file in one upload.
+    clamped = clamps.of_run(cfg, *data.X_train.shape)  # internal sizes the data could not hold
     tags = {"cache.reducer": "hit" if hit else "miss", **{f"skipped.{k}": why for k, why in skipped.items()}}
+    tags.update({f"clamped.{k}": why for k, why in clamped.items()})
     scored_at = run.log(metrics=m, tags={**tags, **({"degenerate": flawed} if flawed else {})})
     md = markdown.run_report(
-        run.name, m, data.y_test, test_clusters, data.class_names, cfg.reducer.name, cfg.reducer.get("k"), flawed
+        run.name,
+        m,
+        data.y_test,
+        test_clusters,
+        data.class_names,
+        cfg.reducer.name,
+        cfg.reducer.get("k"),
+        flawed,
+        clamped,
     )
     with run.artifacts() as out:
         (out / "report.md").write_text(md)
