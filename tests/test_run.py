@@ -104,13 +104,13 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
         (["clusterer=dbscan", "clusterer.eps=-1"], "clusterer.eps=-1 is not allowed"),
         (["clusterer=dbscan", "clusterer.min_samples=0"], "clusterer.min_samples=0"),
         (["dataset.n_train=-5"], "dataset.n_train=-5"),
-        (["reducer.kk=5"], "reducer.kk=5 is not allowed: the chosen reducer has no key 'kk': a typo, or a key of"),
+        (["reducer.kk=5"], "reducer.kk=5 is not allowed: the chosen reducer has no key 'kk', nor has any other"),
         (["clusterer.eps=0.5"], "clusterer.eps=0.5 is not allowed: the chosen clusterer has no key 'eps'"),
         (["dataset.test_size=0.3"], "dataset.test_size=0.3 is not allowed: the chosen dataset has no key 'test_size'"),
         (["seeed=3"], "seeed=3 is not allowed: the config has no key 'seeed' (a typo?)"),
         (
             ["-m", "reducer=pca_umap,umap", "reducer.n_neighbors=15"],
-            "as a sweep of one: reducer.n_neighbors=choice(15))",
+            "of one: `python run.py -m dataset=synthetic reducer=pca_umap,umap 'reducer.n_neighbors=choice(15)'",
         ),
         (
             ["dataset=image_folder", "dataset.path=/tmp", "dataset.image_size=64"],

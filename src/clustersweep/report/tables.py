@@ -44,13 +44,24 @@ class Outcome:
         )
 
     @property
+    def empty(self) -> bool:
+        """The store answered and holds no job of the sweep: none finished, failed, was skipped or interrupted."""
+        return self.store_error is None and not (self.finished or self.failed or self.skipped or self.interrupted)
+
+    @property
     def ok(self) -> bool:
-        return not self.failed and self.store_error is None
+        """No job failed, and some job reported: a sweep whose launched jobs all ran unseen is no success."""
+        return not self.failed and self.store_error is None and not self.empty
 
     def line(self) -> str:
         if self.store_error is not None:
             text = f"{len(self.failed)} failed" + (": " + ", ".join(self.failed) if self.failed else "")
             return f"{text}; the other jobs unknown: {self.store_error}"
+        if self.empty:
+            return (
+                "0 finished, 0 failed: no job reported to this parent run, though its jobs were launched — they "
+                "ran as runs of their own (a launcher that does not pass on CLUSTERSWEEP_PARENT_RUN?)"
+            )
         text = f"{len(self.finished)} finished, {len(self.failed)} failed"
         if self.failed:
             text += ": " + ", ".join(self.failed)
