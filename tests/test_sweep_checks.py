@@ -51,11 +51,43 @@ def test_a_search_refuses_a_fixed_value_its_trials_would_refuse_before_its_study
     assert not (Path(store[len("sqlite:///") :]).parent / "optuna.db").exists()
 
 
-def test_a_checked_sweep_reads_its_data_once(store):
+def test_a_checked_sweep_reads_its_data_once_and_its_progress_shows_what_it_selects_by(store):
     dataset._prepared.cache_clear()
-    res = run_py("-m", *QUICK, "clusterer.K=3,4", store=store)
+    res = run_py("-m", *QUICK, "clusterer.K=3,4", "sweep.select_by=[davies_bouldin,silhouette]", store=store)
     assert res.returncode == 0, res.stdout + res.stderr
     assert dataset._prepared.cache_info().misses == 1  # the parent's check and both jobs: one read
+    _, found = runs(store)
+    for child in (r for r in found if "mlflow.parentRunId" in r.data.tags):
+        m = child.data.metrics
+        said = f"{child.info.run_name} … finished in "
+        (line,) = [ln for ln in res.stdout.splitlines() if said in ln]
+        assert f", davies_bouldin {m['davies_bouldin']:.3f}, silhouette {m['silhouette']:.3f}" in line, line
+        assert "nmi" not in line and "ari" not in line  # no label metric
+
+
+def test_progress_of_a_sweep_selecting_by_a_criterion_of_the_parent_says_so(store):
+    res = run_py("-m", *QUICK, "clusterer.K=3", "sweep.replicates=2", "sweep.select_by=stability", store=store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = [ln for ln in res.stdout.splitlines() if " … finished in " in ln]
+    assert len(lines) == 2 and all("s, stability: at the sweep's end, over the replicates" in ln for ln in lines)
+    assert not any("nmi" in ln for ln in lines)
+
+
+def test_every_leaderboard_row_has_its_command_the_default_configuration_too(make_cfg, store):
+    from mlflow.tracking import MlflowClient
+
+    from clustersweep.report import tables
+    from clustersweep.tasks.cluster import run
+
+    run(make_cfg("plots.enabled=false", "model.log=false"))  # no overrides: the default configuration's tag
+    args = [*QUICK, "clusterer=gmm", "clusterer.K=3"]
+    assert run_py(*args, store=store).returncode == 0
+    board = tables.leaderboard(tables.experiment_table(MlflowClient(store), "synthetic"), "silhouette")
+    commands = dict(zip(board["reducer → clusterer"], board["recreate with"], strict=True))
+    assert commands == {
+        "pca → kmeans": "`python run.py`",
+        "pca → gmm": f"`python run.py {' '.join(args)} tracking.uri={store}`",
+    }
 
 
 def _sweep(store: str, tmp_path: Path, task, *overrides: str):  # noqa: ANN001 - a Hydra task function

@@ -311,13 +311,21 @@ def leaderboard(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
                 select_by: top[select_by],
                 **{m: mean_sd(top, m) if pd.notna(top.get(m)) else None for m in LABELLED},
                 "wall time (s)": round(float(top.get("time_total_s", float("nan"))), 1),
-                "recreate with": f"`python run.py {top.overrides}`" if top.get("overrides") else "",
+                "recreate with": recreate_with(top.get("overrides")),
             }
         )
     out = pd.DataFrame(rows)
     if out.empty:
         return out
     return out.sort_values(select_by, ascending=lower_is_better(select_by)).reset_index(drop=True)
+
+
+def recreate_with(overrides: object) -> str:
+    """The command that recreates a run from its `hydra.overrides` tag: `python run.py` alone for the default
+    configuration (no overrides); "" for a run that has no such tag (logged before it existed)."""
+    if not isinstance(overrides, str):
+        return ""
+    return f"`python run.py {overrides}`" if overrides else "`python run.py`"
 
 
 def criteria(df: pd.DataFrame) -> pd.DataFrame:
