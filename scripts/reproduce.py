@@ -29,7 +29,6 @@ from clustersweep.tasks.cluster import run
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import default_cfg, reader, tracking_uri
 
-EXIT_OTHER_MACHINE = 3
 MACHINE = ("machine.cpu", "machine.blas")  # what, when it differs, can explain different numbers
 
 
@@ -49,19 +48,33 @@ def other_machine(logged: dict[str, str], now: dict[str, str]) -> list[str]:
     return [key for key in MACHINE if key in logged and logged[key] != now.get(key)]
 
 
-def compare(old: dict[str, float], new: dict[str, float], tol: float) -> bool:
-    """Print the side-by-side table; True when every metric but the costs (time, size) matches."""
-    ok = True
+def compare(old: dict[str, float], new: dict[str, float], tol: float) -> list[str]:
+    """Print the side-by-side table; returns the metrics but the costs (time, size) that differ."""
+    differ = []
     print(f"{'metric':<22}{'logged':>20}{'rerun':>20}  match")
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         timing = is_cost(key)
         same = a is not None and b is not None and math.isclose(a, b, rel_tol=tol, abs_tol=tol)
-        ok &= timing or same
+        if not (timing or same):
+            differ.append(key)
         mark = "(cost)" if timing else ("yes" if same else "NO")
         fmt = lambda v: "—" if v is None else f"{v:.10g}"  # noqa: E731
         print(f"{key:<22}{fmt(a):>20}{fmt(b):>20}  {mark}")
-    return ok
+    return differ
+
+
+def verdict(compared: int, differ: list[str], machine: list[str], tol: float) -> tuple[str, int]:
+    """The last line and the exit code: reproduced (0), not (1), or not on another CPU or BLAS (3)."""
+    if not compared:
+        return "reran: a saved config has no logged metrics to compare with (give the run id to compare)", 0
+    if not differ:
+        return f"reproduced: every metric matches ({compared} compared, tolerance {tol:g}; costs not compared)", 0
+    named = ", ".join(differ[:5]) + (", …" if len(differ) > 5 else "")
+    line = f"NOT reproduced: {len(differ)} of {compared} metrics differ ({named})"
+    if machine:
+        return f"{line}; the run was logged on another machine ({', '.join(machine)}), which can explain it", 3
+    return f"{line} on the same CPU and BLAS", 1
 
 
 def main() -> int:
@@ -92,12 +105,11 @@ def main() -> int:
     differ = other_machine(tags, now)
     for key in differ:
         print(f"{key}: logged on {tags[key]!r}, rerun on {now.get(key)!r}")
-    if not old or compare(old, result.metrics, args.tol):
-        return 0
-    if differ:
-        print(f"the metrics differ, and so does the machine ({', '.join(differ)}): that can explain it")
-        return EXIT_OTHER_MACHINE
-    return 1
+    different = compare(old, result.metrics, args.tol) if old else []
+    compared = len([k for k in set(old) | set(result.metrics) if not is_cost(k)]) if old else 0
+    line, code = verdict(compared, different, differ, args.tol)
+    print(line)
+    return code
 
 
 if __name__ == "__main__":

@@ -104,13 +104,13 @@ def test_dbscan_without_reducer_logs_noise_and_skips_undefined_metrics(store):
         (["clusterer=dbscan", "clusterer.eps=-1"], "clusterer.eps=-1 is not allowed"),
         (["clusterer=dbscan", "clusterer.min_samples=0"], "clusterer.min_samples=0"),
         (["dataset.n_train=-5"], "dataset.n_train=-5"),
-        (["reducer.kk=5"], "reducer.kk=5 is not allowed: the chosen reducer has no key 'kk': a typo, or a key of"),
+        (["reducer.kk=5"], "reducer.kk=5 is not allowed: the chosen reducer has no key 'kk', nor has any other"),
         (["clusterer.eps=0.5"], "clusterer.eps=0.5 is not allowed: the chosen clusterer has no key 'eps'"),
         (["dataset.test_size=0.3"], "dataset.test_size=0.3 is not allowed: the chosen dataset has no key 'test_size'"),
         (["seeed=3"], "seeed=3 is not allowed: the config has no key 'seeed' (a typo?)"),
         (
             ["-m", "reducer=pca_umap,umap", "reducer.n_neighbors=15"],
-            "as a sweep of one: reducer.n_neighbors=choice(15))",
+            "of one: `python run.py -m dataset=synthetic reducer=pca_umap,umap 'reducer.n_neighbors=choice(15)'",
         ),
         (
             ["dataset=image_folder", "dataset.path=/tmp", "dataset.image_size=64"],
@@ -190,6 +190,7 @@ def test_reproduce_round_trip_and_a_run_from_another_machine(store):
     res = reproduce()
     assert res.returncode == 0, res.stdout + res.stderr
     assert "ari" in res.stdout and " NO" not in res.stdout and "machine." not in res.stdout
+    assert res.stdout.splitlines()[-1].startswith("reproduced: every metric matches (")
     _, both = runs(store)
     assert len(both) == 2 and {x.info.status for x in both} == {"FINISHED"}
     assert any(x.data.tags.get("reproduces") == r.info.run_id for x in both)
@@ -197,9 +198,11 @@ def test_reproduce_round_trip_and_a_run_from_another_machine(store):
     client.log_metric(r.info.run_id, "ari", r.data.metrics["ari"] + 0.01)  # a logged figure the rerun will not match
     res = reproduce()
     assert res.returncode == 1 and " NO" in res.stdout, res.stdout + res.stderr  # same machine: a real mismatch
+    assert res.stdout.splitlines()[-1].startswith("NOT reproduced: 1 of ") and "(ari) on the same CPU" in res.stdout
     client.set_tag(r.info.run_id, "machine.cpu", "Fake CPU 9000")
     res = reproduce()
     assert res.returncode == 3, res.stdout + res.stderr  # another CPU: said, and its own exit code
+    assert "(ari); the run was logged on another machine (machine.cpu)" in res.stdout.splitlines()[-1]
     assert f"machine.cpu: logged on 'Fake CPU 9000', rerun on '{r.data.tags['machine.cpu']}'" in res.stdout
 
 

@@ -37,12 +37,11 @@ def _missing_key(message: str) -> str | None:
     group, _, leaf = key.rpartition(".")
     why = (
         f"the chosen {group} has no key {leaf!r}: a typo, or a key of another {group} choice, which needs that "
-        f"choice named first ({group}=<choice> {given}; under -m, where Hydra sets the fixed values on the default "
-        f"{group} before it sweeps the choices, as a sweep of one: {key}=choice({given.split('=', 1)[1]}))"
+        f"choice named first ({group}=<choice> {given})"
         if group
         else f"the config has no key {leaf!r} (a typo?)"
     )
-    return f"{given} is not allowed: {why}; `python run.py --cfg job [overrides]` shows every key"
+    return f"{given} is not allowed: {why}; `python run.py --cfg job` shows every key of the default config"
 
 
 def one_line(e: BaseException) -> str:

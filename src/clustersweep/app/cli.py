@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
+from clustersweep.app import advice
 from clustersweep.config import resolvers
 from clustersweep.errors import ConfigError, DataError, one_line
 from clustersweep.tracking import store
@@ -65,7 +66,7 @@ def guarded(main: Callable[[], object]) -> None:
     try:
         main()
     except USER_ERRORS as e:
-        fail(e)
+        fail(advice.reworded(e, sys.argv[1:]))
     except JobsFailed:
         sys.exit(EXIT_JOBS_FAILED)
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ from clustersweep.app.cli import start_up
 from clustersweep.app.sweep import ENV_PARENT, ENV_START, ENV_TOTAL, TASK, UNLOGGED
 from clustersweep.config.names import run_name
 from clustersweep.errors import ConfigError, one_line
-from clustersweep.stages.metrics import objectives
+from clustersweep.stages.metrics import RANKED, REPLICATED, objectives
 from clustersweep.tasks.cluster import execute, prepare
 from clustersweep.tracking import runs
 from clustersweep.tracking.identity import finished_twin
@@ -77,8 +77,7 @@ def job(cfg: DictConfig) -> Outcome:
         print(f"{head} … FAILED: {said}" + ("" if logged else " (not in the tracking store)"), flush=True)
         return Outcome(None, None)
     took = time.perf_counter() - started
-    nmi = result.metrics.get("nmi")
-    said = f", nmi {nmi:.2f}" if nmi is not None else ""
+    said = _selected_by(result.metrics, cfg)
     said += f", degenerate: {result.degenerate}" if result.degenerate else ""
     print(f"{head} … finished in {took:.1f} s{said}{_eta(num, total)}", flush=True)
     return Outcome(None if result.degenerate else _values(result.metrics, cfg), result.run_id)
@@ -87,6 +86,26 @@ def job(cfg: DictConfig) -> Outcome:
 def _values(scores: dict[str, float], cfg: DictConfig) -> dict[str, float | None]:
     """A run's value of each objective of `sweep.select_by`."""
     return {m: scores.get(m) for m in objectives(cfg.sweep.select_by)}
+
+
+def _selected_by(scores: dict[str, float], cfg: DictConfig) -> str:
+    """A finished job's part of its progress line: its value of each metric the sweep selects by (a criterion
+    the parent computes over the jobs, said so, with the run's value it is made of)."""
+    said = []
+    for m in objectives(cfg.sweep.select_by):
+        if m == REPLICATED:
+            said.append(f"{m}: at the sweep's end, over the replicates")
+            continue
+        if m == RANKED:
+            said.append(f"{m}: at the sweep's end, ranking by {_value(scores, str(cfg.sweep.ace_index))}")
+            continue
+        said.append(_value(scores, m))
+    return "".join(f", {s}" for s in said)
+
+
+def _value(scores: dict[str, float], m: str) -> str:
+    v = scores.get(m)
+    return f"no {m}" if v is None else f"{m} {v:.3f}" if abs(v) < 1000 else f"{m} {v:.0f}"
 
 
 def _record_failure(

@@ -227,6 +227,12 @@ class Space:
                 fixed.append(o.input_line)
         return cls(distributions, fixed)
 
+    def first(self) -> dict[str, Any]:
+        """A configuration of the space: each key's first choice, or the low end of its range."""
+        return {
+            k: d.choices[0] if isinstance(d, CategoricalDistribution) else d.low for k, d in self.distributions.items()
+        }
+
     def overrides(self, params: dict[str, Any]) -> list[str]:
         return [*self.fixed, *(f"{k}={v}" for k, v in params.items())]
 

@@ -2,9 +2,10 @@
 
 - The sweepers (`hydra_plugins.clustersweep_sweepers`: the grid of `-m`, and a search's study) check the sweep's
   settings when they are set up (`check_settings`) and run it inside `tracked_sweep`, which opens the parent and
-  always closes it: FINISHED, or FAILED when a job failed (then `JobsFailed`: exit 1), KILLED on Ctrl-C, FAILED
-  on a crash. Every job of a grid is composed before the parent exists (`check_jobs`): one that does not compose
-  is one line and no run. A sweep stopped before any job ran leaves no run: its parent is closed, then deleted.
+  always closes it: FINISHED, or FAILED when a job failed or none reported (then `JobsFailed`: exit 1), KILLED on
+  Ctrl-C, FAILED on a crash. Every job of a grid — a search's fixed values — is composed and checked against its
+  data before the parent exists (`check_jobs`): one that a run would refuse is one line and no run. A sweep
+  stopped before any job ran leaves no run: its parent is closed, then deleted.
 - The parent, the job count and the sweep's start reach the jobs through environment variables, which launcher
   processes (joblib) inherit and Ray workers get through Ray's runtime_env.
 - Runs left RUNNING by a dead process are marked KILLED when any run starts (`runs.reap_orphans`).
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,12 +32,14 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from clustersweep.app import advice
 from clustersweep.app.cli import JobsFailed
-from clustersweep.config.validate import check_sweep
-from clustersweep.errors import ConfigError, one_line
+from clustersweep.config.validate import check_sweep, validate
+from clustersweep.errors import ConfigError, DataError, one_line
 from clustersweep.report import summary
 from clustersweep.report.tables import Outcome, sweep_table, with_criteria
 from clustersweep.stages.metrics import CRITERIA, RANKED, REPLICATED, lower_is_better, objectives, objectives_name
+from clustersweep.tasks.cluster import checked
 from clustersweep.tracking import assets, registry, runs, ui
 from clustersweep.tracking.redact import redact
 from clustersweep.tracking.store import check_reachable, open_experiment, store_errors, tracking_uri
@@ -50,9 +53,13 @@ TASK = "cluster"  # the only task a sweep's jobs run
 
 
 def in_multirun() -> bool:
+    """This process runs a sweep's job: Hydra's multirun mode, or a job a sweep's parent launched (its hand-off,
+    ENV_PARENT), whatever the mode (Hydra's own test runner, `hydra.test_utils`, sets none)."""
     from hydra.types import RunMode
 
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return HydraConfig.initialized() and (
+        HydraConfig.get().mode == RunMode.MULTIRUN or bool(os.environ.get(ENV_PARENT))
+    )
 
 
 def is_search(config: DictConfig) -> bool:
@@ -229,7 +236,7 @@ class Parent:
             check_reachable(self.run.client.tracking_uri)
             table = with_criteria(self.run.client, sweep_table(self.run.client, self.run.run_id), self.ace_index)
             outcome = Outcome.of(table, unlogged)
-            final = status or ("FAILED" if outcome.failed else DONE)
+            final = status or (DONE if outcome.ok else "FAILED")
             self.run.log(tags={"sweep.outcome": outcome.line()})
             js = assets.plotlyjs(self.run.client.tracking_uri)
             top = summary.log_report(self.run, table, self.objectives, outcome, js)
@@ -299,21 +306,37 @@ class Parent:
         return [p.read_text().strip() for p in sorted(notes, key=lambda p: p.stat().st_mtime)]
 
 
-def check_jobs(config: DictConfig, jobs: list[list[str]]) -> None:
-    """Every job's config composes (Hydra's own check of a batch, done once for the whole grid, before its parent
-    run exists); else a ConfigError, one line."""
+def check_jobs(config: DictConfig, jobs: list[list[str]], searched: Collection[str] = ()) -> None:
+    """Every job's config composes (Hydra's own check of a batch, done once for the whole grid) and passes what its
+    run would check against its data (`tasks.cluster.checked`: the data loaded once per dataset config), before
+    the sweep's parent run exists; else a ConfigError, one line naming the job. A refusal that names a `searched`
+    key (a search's: its trials draw their own values) is not the job's fixed values' and is let through."""
     loader = GlobalHydra.instance().config_loader()
-    try:
-        for job in jobs:
-            loader.load_sweep_config(master_config=config, sweep_overrides=list(job))
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(f"{one_line(e)} — {ACROSS_CHOICES}") from None
+    composed = []
+    for job in jobs:
+        try:
+            composed.append(app_config(loader.load_sweep_config(master_config=config, sweep_overrides=list(job))))
+        except (HydraException, OmegaConfBaseException) as e:
+            raise ConfigError(across_choices(config, e)) from None
+    by_data = sorted(range(len(jobs)), key=lambda i: OmegaConf.to_yaml(composed[i].dataset))  # each data read once
+    for i in by_data:
+        try:
+            validate(composed[i])
+            checked(composed[i])
+        except (ConfigError, DataError) as e:
+            if any(f"{key}=" in str(e) for key in searched):
+                continue
+            own = [
+                o for o in jobs[i] if not o.lstrip("+~").startswith(ONE_PER_SWEEP) and o.split("=")[0] not in searched
+            ]
+            where = "every trial of the search" if searched else f"the sweep's job {i + 1}/{len(jobs)}"
+            raise ConfigError(f"{one_line(e)} — in {where} ({' '.join(own)}); no run was made") from None
 
 
-ACROSS_CHOICES = (
-    "in a sweep, a key that only some choices have cannot be swept across them: run one sweep per choice (README, "
-    "Sweeps and searches)"
-)
+def across_choices(config: DictConfig, e: BaseException) -> str:
+    """A job's config that did not compose, in one line: for a key only some of the swept choices have, the
+    sweeps that work (`advice`), made of the sweep's own overrides."""
+    return advice.key_of_another_choice(e, list(config.hydra.overrides.task), multirun=True) or one_line(e)
 
 
 @contextmanager
@@ -332,7 +355,7 @@ def tracked_sweep(config: DictConfig, study: str | None = None) -> Iterator[Pare
         raise
     except (HydraException, OmegaConfBaseException) as e:  # a search trial's config did not compose
         parent.abort("FAILED")
-        raise ConfigError(f"{one_line(e)} — {ACROSS_CHOICES}") from None
+        raise ConfigError(across_choices(config, e)) from None
     except BaseException:
         parent.abort("FAILED")
         raise

@@ -44,13 +44,24 @@ class Outcome:
         )
 
     @property
+    def empty(self) -> bool:
+        """The store answered and holds no job of the sweep: none finished, failed, was skipped or interrupted."""
+        return self.store_error is None and not (self.finished or self.failed or self.skipped or self.interrupted)
+
+    @property
     def ok(self) -> bool:
-        return not self.failed and self.store_error is None
+        """No job failed, and some job reported: a sweep whose launched jobs all ran unseen is no success."""
+        return not self.failed and self.store_error is None and not self.empty
 
     def line(self) -> str:
         if self.store_error is not None:
             text = f"{len(self.failed)} failed" + (": " + ", ".join(self.failed) if self.failed else "")
             return f"{text}; the other jobs unknown: {self.store_error}"
+        if self.empty:
+            return (
+                "0 finished, 0 failed: no job reported to this parent run, though its jobs were launched — they "
+                "ran as runs of their own (a launcher that does not pass on CLUSTERSWEEP_PARENT_RUN?)"
+            )
         text = f"{len(self.finished)} finished, {len(self.failed)} failed"
         if self.failed:
             text += ": " + ", ".join(self.failed)
@@ -300,13 +311,21 @@ def leaderboard(df: pd.DataFrame, select_by: str) -> pd.DataFrame:
                 select_by: top[select_by],
                 **{m: mean_sd(top, m) if pd.notna(top.get(m)) else None for m in LABELLED},
                 "wall time (s)": round(float(top.get("time_total_s", float("nan"))), 1),
-                "recreate with": f"`python run.py {top.overrides}`" if top.get("overrides") else "",
+                "recreate with": recreate_with(top.get("overrides")),
             }
         )
     out = pd.DataFrame(rows)
     if out.empty:
         return out
     return out.sort_values(select_by, ascending=lower_is_better(select_by)).reset_index(drop=True)
+
+
+def recreate_with(overrides: object) -> str:
+    """The command that recreates a run from its `hydra.overrides` tag: `python run.py` alone for the default
+    configuration (no overrides); "" for a run that has no such tag (logged before it existed)."""
+    if not isinstance(overrides, str):
+        return ""
+    return f"`python run.py {overrides}`" if overrides else "`python run.py`"
 
 
 def criteria(df: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,12 +89,19 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Prepared:
     validate(cfg)  # what the config alone can tell, before the data is read
     uri, exp_id = open_experiment(cfg)
     watch = Stopwatch()
-    with watch("load"):
-        data = load(cfg.dataset, cfg.seed)
-    clusterer = validate(cfg, data)["clusterer"]
+    data, clusterer = checked(cfg, watch)
     given = runs.command_overrides() if overrides is None else overrides
     ids = identity(cfg, data.sha256), identity(cfg, data.sha256, replicates=True)
     return Prepared(cfg, given, clusterer, data, uri, exp_id, *ids, watch, start)
+
+
+def checked(cfg: DictConfig, watch: Stopwatch | None = None) -> tuple[Dataset, object]:
+    """What a run checks against its data (loaded once per process per dataset config, `load`): its values and
+    estimators, its data and the clusterer built; the config alone is `validate(cfg)`'s (a sweep's parent checks
+    each job so, before it opens)."""
+    with watch("load") if watch else nullcontext():
+        data = load(cfg.dataset, cfg.seed)
+    return data, validate(cfg, data)["clusterer"]
 
 
 def run(cfg: DictConfig, tags: dict[str, str] | None = None) -> RunResult:

@@ -45,7 +45,7 @@ class StudySweeper(Sweeper):
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
         from clustersweep.app import search
-        from clustersweep.app.sweep import app_config, replicate_seeds, tracked_sweep
+        from clustersweep.app.sweep import app_config, check_jobs, replicate_seeds, tracked_sweep
         from clustersweep.data.dataset import load
         from clustersweep.stages import metrics
         from clustersweep.tracking.redact import redact
@@ -53,6 +53,7 @@ class StudySweeper(Sweeper):
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         space = search.Space.parse(parser, self.params, arguments)
+        check_jobs(self.config, [space.overrides(space.first())], searched=space.distributions)  # its fixed values
         s = self.sampler
         chosen = search.sampler(s.name, s.seed, s.n_startup_trials)  # first: a sampler that cannot run reads no data
         cfg = app_config(self.config)
