@@ -34,10 +34,6 @@ ESTIMATORS = [
 
 IN_PLACE = "it fits its steps in place, as scikit-learn's Pipeline, which its own tests expect to fail this check"
 OWN_WORDS = "a wrong width is refused in the model's words (`expected rows of 4 values, got 1`: tested below)"
-AS_GIVEN = (
-    "Pipeline.score passes float64 rows on as given, into steps fitted on float32 (the model reads its rows as "
-    "float32), where scikit-learn's KMeans fails; the model's contract is fit and predict"
-)
 IMAGES = "its rows are images of image_shape (2×2 = 4 pixels here): the check's rows of another width are refused"
 EXPECTED_FAILURES = {
     BipartiteConsensus: {"check_clustering": "its input is cluster ids (whole numbers), not the check's points"},
@@ -74,8 +70,6 @@ EXPECTED_FAILURES = {
         "check_estimators_overwrite_params": IN_PLACE,
         "check_dont_overwrite_parameters": IN_PLACE,
         "check_n_features_in_after_fitting": OWN_WORDS,
-        "check_fit_score_takes_y": AS_GIVEN,
-        "check_pipeline_consistency": AS_GIVEN,
     },
     ConsensusPipeline: {
         "check_estimators_overwrite_params": IN_PLACE,

@@ -15,6 +15,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
@@ -35,10 +36,11 @@ class InputError(MlflowException, ValueError):
 class ClusterPipeline(Pipeline):
     """A scikit-learn Pipeline whose `predict` runs on `threads` BLAS/OpenMP threads, as the run did
     (`compute.threads`), and reads its input as the run's data: float32 rows, dense. It takes an ndarray, a DataFrame
-    (what MLflow's pyfunc passes), a list of rows, a scipy sparse matrix (in `fit` too) or `(n, *image_shape_)`
-    images; rows of another width, or not numbers, are an `InputError` saying what it takes. The same rows give the
-    same ids. `input_range_` is (min, max) of the rows it was fitted on; rows far outside it get a warning, one line.
-    `image_shape_` is the shape of the images its rows are (None: not images)."""
+    (what MLflow's pyfunc passes), a list of rows, a scipy sparse matrix or `(n, *image_shape_)` images, and reads
+    them so in every method (`fit`, `transform`, `score` too); rows of another width, or not numbers, are an
+    `InputError` saying what it takes. The same rows give the same ids. `input_range_` is (min, max) of the rows it
+    was fitted on; rows far outside it get a warning, one line. `image_shape_` is the shape of the images its rows
+    are (None: not images)."""
 
     def __init__(self, steps: list, *, threads: int | None = None, transform_input=None, memory=None, verbose=False):  # noqa: ANN001
         super().__init__(steps, transform_input=transform_input, memory=memory, verbose=verbose)
@@ -47,6 +49,8 @@ class ClusterPipeline(Pipeline):
     def __sklearn_tags__(self):  # noqa: ANN204
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True  # read as dense rows, whatever its steps take
+        if tags.transformer_tags is not None:
+            tags.transformer_tags.preserves_dtype = ["float32"]  # read as float32 rows
         return tags
 
     @property
@@ -56,18 +60,33 @@ class ClusterPipeline(Pipeline):
         return self.__dict__.get("width_") or super().n_features_in_
 
     def fit(self, X: object, y: object = None, **params: object) -> ClusterPipeline:
-        X = dense_rows(X)
-        self.width_ = X.shape[1]
-        return super().fit(X, y, **params)
+        return super().fit(self._fit_rows(X), y, **params)
 
     def fit_predict(self, X: object, y: object = None, **params: object) -> np.ndarray:
+        with threadpool_limits(limits=self.threads):
+            return np.asarray(super().fit_predict(self._fit_rows(X), y, **params))
+
+    @available_if(lambda self: hasattr(self.steps[-1][1], "transform"))
+    def fit_transform(self, X: object, y: object = None, **params: object) -> np.ndarray:
+        return super().fit_transform(self._fit_rows(X), y, **params)
+
+    def _fit_rows(self, X: object) -> np.ndarray:
+        """X read as dense float32 rows, as `predict` reads them; their width recorded."""
         X = dense_rows(X)
         self.width_ = X.shape[1]
-        with threadpool_limits(limits=self.threads):
-            return np.asarray(super().fit_predict(X, y, **params))
+        return X
 
     def predict(self, X: object, **params: object) -> np.ndarray:
         return self.predict_rows(self.rows(X), **params)
+
+    # Rows read as in predict: float64 rows passed on as given fail in steps fitted on float32 (KMeans).
+    @available_if(lambda self: hasattr(self.steps[-1][1], "transform"))
+    def transform(self, X: object, **params: object) -> np.ndarray:
+        return super().transform(self.rows(X), **params)
+
+    @available_if(lambda self: hasattr(self.steps[-1][1], "score"))
+    def score(self, X: object, y: object = None, **params: object) -> float:
+        return super().score(self.rows(X), y, **params)
 
     def rows(self, X: object) -> np.ndarray:
         """X as the rows the model was fitted on (float32, dense), or an InputError saying what it takes; a warning
