@@ -233,3 +233,11 @@ def test_the_patches_space_of_few_images_is_clamped_and_patch_codes_take_the_arr
     data = load(cfg.dataset, cfg.seed)
     codes = validate(cfg, data)["reducer"].steps[0][1]
     assert cfg.dataset.image_shape == [28, 28] and list(codes.image_shape) == [28, 28]
+
+
+def test_the_notebook_on_small_images_is_one_line_before_any_run(store, small_images):
+    """Its clustering runs' reducer.k=100 (notebook.clustering_space) is more than 48 train rows hold."""
+    given = ["+experiment=seed_notebook", "dataset=image_folder", f"dataset.path={small_images}"]
+    res = run_py(*given, "dataset.image_size=[10,10]", store=store)
+    _one_line(res, "reducer.k=100 is not allowed: expected an integer in 1..48 (the train rows, fewer than the")
+    assert "see notebook.clustering_space" in res.stderr and runs(store, "images")[1] == []
