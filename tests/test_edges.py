@@ -19,7 +19,7 @@ from clustersweep.data.arrays import ArrayFile
 from clustersweep.data.dataset import load
 from clustersweep.data.generated import Synthetic
 from clustersweep.errors import DataError
-from clustersweep.tasks import cluster
+from clustersweep.tasks import cluster, eda
 
 FAST = ["model.log=false"]
 
@@ -201,10 +201,12 @@ def test_an_array_of_images_with_labels_runs_sweeps_and_predicts_rows_of_its_sha
 
 def test_an_array_of_images_without_labels_and_in_colour_run_with_image_plots(make_cfg, store, image_arrays):
     small = ["reducer.k=8", "clusterer.K=4", "metrics.silhouette_sample_size=300", *FAST]
-    res = cluster.run(make_cfg("dataset=arrays", f"dataset.path={image_arrays['grey']}", *small, tiny=False))
+    grey = make_cfg("dataset=arrays", f"dataset.path={image_arrays['grey']}", *small, tiny=False)
+    res = cluster.run(grey)
     client, _ = runs(store, "arrays")
     assert "nmi" not in res.metrics and "silhouette" in res.metrics
     assert {"centroids", "reconstructions", "cluster_scatter"} <= _plots(client, res.run_id)
+    assert {"average_image", "first_images"} <= _plots(client, eda.run(grey, overrides=[]))  # task=eda's images
     cfg = make_cfg("dataset=arrays", f"dataset.path={image_arrays['colour']}", "dataset.labels=y", *small, tiny=False)
     assert load(cfg.dataset, cfg.seed).image_shape == (14, 14, 3)
     res = cluster.run(cfg)
