@@ -19,7 +19,7 @@ from clustersweep.data.arrays import ArrayFile
 from clustersweep.data.dataset import load
 from clustersweep.data.generated import Synthetic
 from clustersweep.errors import DataError
-from clustersweep.tasks import cluster
+from clustersweep.tasks import cluster, eda
 
 FAST = ["model.log=false"]
 
@@ -201,10 +201,12 @@ def test_an_array_of_images_with_labels_runs_sweeps_and_predicts_rows_of_its_sha
 
 def test_an_array_of_images_without_labels_and_in_colour_run_with_image_plots(make_cfg, store, image_arrays):
     small = ["reducer.k=8", "clusterer.K=4", "metrics.silhouette_sample_size=300", *FAST]
-    res = cluster.run(make_cfg("dataset=arrays", f"dataset.path={image_arrays['grey']}", *small, tiny=False))
+    grey = make_cfg("dataset=arrays", f"dataset.path={image_arrays['grey']}", *small, tiny=False)
+    res = cluster.run(grey)
     client, _ = runs(store, "arrays")
     assert "nmi" not in res.metrics and "silhouette" in res.metrics
     assert {"centroids", "reconstructions", "cluster_scatter"} <= _plots(client, res.run_id)
+    assert {"average_image", "first_images"} <= _plots(client, eda.run(grey, overrides=[]))  # task=eda's images
     cfg = make_cfg("dataset=arrays", f"dataset.path={image_arrays['colour']}", "dataset.labels=y", *small, tiny=False)
     assert load(cfg.dataset, cfg.seed).image_shape == (14, 14, 3)
     res = cluster.run(cfg)
@@ -233,3 +235,11 @@ def test_the_patches_space_of_few_images_is_clamped_and_patch_codes_take_the_arr
     data = load(cfg.dataset, cfg.seed)
     codes = validate(cfg, data)["reducer"].steps[0][1]
     assert cfg.dataset.image_shape == [28, 28] and list(codes.image_shape) == [28, 28]
+
+
+def test_the_notebook_on_small_images_is_one_line_before_any_run(store, small_images):
+    """Its clustering runs' reducer.k=100 (notebook.clustering_space) is more than 48 train rows hold."""
+    given = ["+experiment=seed_notebook", "dataset=image_folder", f"dataset.path={small_images}"]
+    res = run_py(*given, "dataset.image_size=[10,10]", store=store)
+    _one_line(res, "reducer.k=100 is not allowed: expected an integer in 1..48 (the train rows, fewer than the")
+    assert "see notebook.clustering_space" in res.stderr and runs(store, "images")[1] == []

@@ -55,6 +55,8 @@ def test_score_leaves_out_silhouette_with_a_reason_when_all_noise():
     m, skipped = score(y, noise, y, noise, np.random.rand(4, 2), 100, 100, 0)
     assert "silhouette" not in m and "silhouette" in skipped and "modularity" in skipped
     assert m["noise_fraction"] == 1.0 and m["n_clusters"] == 0
+    said = "davies_bouldin needs clustered points: every one of the 4 fitted points is noise"
+    assert skipped["davies_bouldin"] == said and "calinski_harabasz" in skipped
 
 
 def test_silhouette_kept_and_chunked_paths_agree(monkeypatch):

@@ -244,6 +244,8 @@ def internal(
     X, labels = space[keep], train_clusters[keep]
     for name, index in (("davies_bouldin", davies_bouldin_score), ("calinski_harabasz", calinski_harabasz_score)):
         try:
+            if not len(X):
+                raise ValueError(f"{name} needs clustered points: every one of the {len(keep)} fitted points is noise")
             m[name] = float(index(X, labels))
         except ValueError as e:
             skipped[name] = str(e)

@@ -24,8 +24,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
+from clustersweep.config.validate import validate
 from clustersweep.data.dataset import Dataset, load
-from clustersweep.errors import DataError
+from clustersweep.errors import ConfigError, DataError
 from clustersweep.report import markdown, tables
 from clustersweep.report.figures import charts, images, scatter
 from clustersweep.report.figures.html import write_html
@@ -96,6 +97,13 @@ def _run(cfg: DictConfig) -> str:
                 f"{'no labels' if not data.has_labels else 'no image_shape'}: the seed notebook compares clusters "
                 "with classes; use task=cluster (and sweeps) for this data"
             )
+        for job in [*expand(list(nb.kmeans_sweep)), *expand(list(nb.dbscan_sweep))]:  # each child, before any run
+            try:
+                validate(child_cfg(cfg, *job), data)
+            except ConfigError as e:
+                raise ConfigError(
+                    f"{e} (in the notebook's run {' '.join(job)}; see notebook.clustering_space)"
+                ) from None
         sha256 = data.sha256
         if cfg.cache.enabled:  # without the cache, each child fits its own
             cache.bases(cfg, sha256, uri)
