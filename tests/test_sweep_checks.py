@@ -170,3 +170,11 @@ def test_a_key_of_another_choice_in_a_run_is_advised_the_choice_that_has_it(stor
     (shown,) = _commands(typo)
     assert shown[:2] == ["--cfg", "job"] and "reducer.kk=5" not in shown
     assert run_py(*shown, store=store).returncode == 0
+
+
+def test_a_swept_setting_of_the_whole_sweep_is_advised_one_sweep_per_value_that_works(store):
+    said = one_line(run_py("-m", "sweep.select_by=silhouette,davies_bouldin", *QUICK, "clusterer.K=3", store=store))
+    assert "sweep.select_by is one value for the whole sweep (its parent run); run one sweep per value: " in said
+    commands = _commands(said)
+    assert sorted(c[1] for c in commands) == ["sweep.select_by=davies_bouldin", "sweep.select_by=silhouette"]
+    _runs_ok(commands, store)

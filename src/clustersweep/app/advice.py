@@ -1,6 +1,7 @@
-"""Advice that is a command that works: for a key that the chosen config of its group lacks (Hydra's "Could not
-override 'clusterer.covariance_type'"), the run — or under -m the sweeps, one per swept choice — made of the
-user's own overrides, each keeping the keys its choice has."""
+"""Advice that is a command that works, made of the user's own overrides: for a key that the chosen config of its
+group lacks (Hydra's "Could not override 'clusterer.covariance_type'"), the run — or under -m the sweeps, one per
+swept choice — each keeping the keys its choice has; for a setting of the whole sweep that was swept, one sweep
+per value."""
 
 from __future__ import annotations
 
@@ -90,6 +91,17 @@ def key_of_another_choice(e: BaseException, overrides: list[str], multirun: bool
     others = f" (so do {', '.join(f'{path}={c}' for c in having[1:])})" if having[1:] else ""
     return (
         f"{said} is not allowed: {chosen} has no key {leaf!r}; {path}={having[0]} has it{others}: {command(having[0])}"
+    )
+
+
+def one_sweep_per_value(overrides: list[str], key: str) -> str:
+    """`python run.py -m` with the command line's `overrides`, once per value of the swept `key`."""
+    with _config_loader() as loader:
+        parsed = OverridesParser.create(config_loader=loader).parse_overrides(overrides)
+    swept = next(o for o in parsed if o.key_or_group == key)
+    return " and ".join(
+        _shown(["-m", *(f"{key}={v}" if o is swept else o.input_line for o in parsed)])
+        for v in swept.sweep_string_iterator()
     )
 
 

@@ -118,9 +118,10 @@ def check_settings(config: DictConfig) -> None:
         if o.key_or_group == "task":
             tasks |= set(o.sweep_string_iterator()) if o.is_sweep_override() else {str(o.value())}
         elif o.is_sweep_override() and o.key_or_group.startswith(ONE_PER_SWEEP):
+            each = advice.one_sweep_per_value(list(config.hydra.overrides.task), o.key_or_group)
             raise ConfigError(
                 f"{o.input_line} cannot be swept: {o.key_or_group} is one value for the whole sweep (its parent "
-                "run); run one sweep per value"
+                f"run); run one sweep per value: {each}"
             )
     for task in sorted(tasks - {TASK}):
         why = {
