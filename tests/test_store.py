@@ -1,6 +1,6 @@
-"""Many writers, one SQLite store: a fresh store is made once whatever the number of processes racing to it; a store
-that cannot take runs is one line and exit 2 before any run; a run left RUNNING by a dead process is marked KILLED
-by the next run's start."""
+"""Many writers, one SQLite store: a fresh store is made under a lock that a live holder keeps and a dead one loses at
+once (the race to it on a busy machine: test_load.py); a store that cannot take runs is one line and exit 2 before
+any run; a run left RUNNING by a dead process is marked KILLED by the next run's start, in any experiment."""
 
 from __future__ import annotations
 
@@ -8,33 +8,70 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, python, run_py, runs, start_run_py
+from conftest import ROOT, python, read_until, run_py, runs, start_run_py
+from filelock import FileLock
 
 TINY_ARGS = ["dataset=synthetic", "reducer.k=4", "clusterer.n_init=2", "metrics.silhouette_sample_size=200"]
 
 
-def test_four_single_runs_and_two_sweeps_into_one_fresh_store_each_finish_once(tmp_path):
-    store = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"  # no file, no folder: six processes race to make it
-    singles = [[f"clusterer.K={k}"] for k in range(2, 6)]
-    sweeps = [["-m", "reducer=svd", "clusterer.K=2,3"], ["-m", "reducer=svd", "clusterer.K=4,5"]]
-    procs = [
-        start_run_py(*args, *TINY_ARGS, store=store, out=tmp_path / f"hydra{i}")
-        for i, args in enumerate([*singles, *sweeps])
-    ]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0] * 6, "\n".join(outputs)
-    _, found = runs(store)
-    names = Counter(r.info.run_name for r in found if "sweep.overrides" not in r.data.tags)
-    expected = [f"pca-k4-kmeans-K{k}" for k in range(2, 6)] + [f"svd-k4-kmeans-K{k}" for k in range(2, 6)]
-    assert sorted(names) == sorted(n + "-n_init2-metrics.silhouette_sample_size200" for n in expected)
-    assert set(names.values()) == {1}
-    assert {r.info.status for r in found} == {"FINISHED"} and len(found) == 10  # 8 runs and 2 parents
-    _, assets = runs(store, "clustersweep-assets")  # the plots' one copy of plotly.js: at least one, all usable
-    assert assets and {r.info.status for r in assets} == {"FINISHED"}
+def test_a_dead_holder_of_the_stores_lock_is_taken_over_at_once(tmp_path):
+    db = tmp_path / "fresh" / "mlflow.db"  # no store yet: a writer must take the lock to make it
+    db.parent.mkdir()
+    holder = _hold_store_lock(db)
+    holder.kill()  # -9, while it holds the lock
+    holder.wait()
+    assert Path(f"{db}.lock.pid").read_text().strip() == str(holder.pid)  # it died holding it
+    lock = FileLock(f"{db}.lock")
+    lock.acquire(timeout=0)  # free at once: the kernel let go of a dead process's lock
+    lock.release()
+    res = run_py(*TINY_ARGS, "clusterer.K=2", "tracking.lock_timeout=3000", store=f"sqlite:///{db}")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "waiting for" not in res.stderr and {r.info.status for r in runs(f"sqlite:///{db}")[1]} == {"FINISHED"}
+
+
+def test_a_live_holder_keeps_writers_waiting_up_to_lock_timeout(tmp_path):
+    db = tmp_path / "fresh" / "mlflow.db"
+    db.parent.mkdir()
+    store = f"sqlite:///{db}"
+    holder = _hold_store_lock(db)
+    try:
+        refused = run_py(*TINY_ARGS, "clusterer.K=2", "tracking.lock_timeout=2", store=store)
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 2 and len(lines) == 1, refused.stdout + refused.stderr
+        said = f"error: tracking store {db}: process {holder.pid} has held {db}.lock for over 2 s (tracking.lock_t"
+        assert lines[0].startswith(said), lines[0]
+        assert not db.exists()  # no store, no run
+        waiter = start_run_py(*TINY_ARGS, "clusterer.K=2", store=store, out=tmp_path / "hydra")
+        seen = read_until(waiter, lambda seen: "waiting for" in seen, timeout=600)
+        assert f"tracking store {db}: waiting for process {holder.pid} to finish making it" in seen, seen
+        holder.stdin.close()  # it lets go
+        out = seen + waiter.communicate(timeout=600)[0]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert waiter.returncode == 0 and out.count("waiting for") == 1, out  # said once
+    assert {r.info.status for r in runs(store)[1]} == {"FINISHED"}
+
+
+def _hold_store_lock(db: Path) -> subprocess.Popen:
+    """A process that holds the lock a store is made under until its stdin closes."""
+    command = [sys.executable, "-c", HOLD_STORE_LOCK, str(db)]
+    holder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+HOLD_STORE_LOCK = """
+import sys
+from pathlib import Path
+from clustersweep.tracking.store import making
+with making(Path(sys.argv[1]), 60):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
 
 
 def _mlflow_store(tmp_path: Path, empty_store: Path) -> Path:
@@ -108,19 +145,20 @@ time.sleep(600)
 """
 
 
-def test_a_single_run_killed_with_9_is_marked_killed_by_the_next_run(store):
+@pytest.mark.parametrize("experiment", ["synthetic", "other"], ids=["same experiment", "another experiment"])
+def test_a_single_run_killed_with_9_is_marked_killed_by_the_next_run(store, experiment):
     # A process opens a run through the tracking core and dies without closing it (as under kill -9).
     orphan = subprocess.run(
-        [sys.executable, "-c", OPEN_AND_DIE, store], capture_output=True, text=True, cwd=ROOT, timeout=120
+        [sys.executable, "-c", OPEN_AND_DIE, store, experiment], capture_output=True, text=True, cwd=ROOT, timeout=300
     )
     assert orphan.returncode == 0, orphan.stderr
-    _, (left,) = runs(store)
+    _, (left,) = runs(store, experiment)
     assert left.info.status == "RUNNING"
     res = run_py(*TINY_ARGS, "clusterer.K=2", store=store)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "marked 1 orphaned run(s) KILLED (their process is gone): orphan" in res.stdout + res.stderr
     client, found = runs(store)
-    status = {r.info.run_name: r.info.status for r in found}
+    status = {r.info.run_name: r.info.status for r in [*found, *runs(store, "other")[1]]}
     assert status == {"orphan": "KILLED", "pca-k4-kmeans-K2-n_init2-metrics.silhouette_sample_size200": "FINISHED"}
     assert "killed" in client.get_run(left.info.run_id).data.tags["error"]
 
@@ -130,7 +168,7 @@ import os, sys
 from clustersweep.app.cli import start_up
 from clustersweep.tracking import runs, store
 start_up()
-runs.start(sys.argv[1], store.experiment_id(sys.argv[1], "synthetic"), "orphan")
+runs.start(sys.argv[1], store.experiment_id(sys.argv[1], sys.argv[2]), "orphan")
 os._exit(0)
 """
 
@@ -176,7 +214,7 @@ def test_searches_started_at_once_make_the_study_storage_once(tmp_path):
         subprocess.Popen([sys.executable, "-c", OPEN_STUDIES, store], cwd=ROOT, stderr=subprocess.PIPE, text=True)
         for _ in range(8)  # without the lock, 16 of 40 such starts failed (`table studies already exists`, …)
     ]
-    errors = [p.communicate(timeout=120)[1] for p in procs]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, "\n".join(errors)
 
 

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from clustersweep.app.cli import start_up
+from clustersweep.app.cli import start_up, stopping_on_signals
 from clustersweep.app.sweep import ENV_PARENT, ENV_START, ENV_TOTAL, TASK, UNLOGGED
 from clustersweep.config.names import run_name
 from clustersweep.errors import ConfigError, one_line
@@ -40,8 +40,14 @@ class Outcome(NamedTuple):
 
 
 def job(cfg: DictConfig) -> Outcome:
-    """Run one job as a child run; records failures instead of raising (except Ctrl-C)."""
+    """Run one job as a child run; records failures instead of raising (except Ctrl-C, SIGTERM and SIGHUP: the run
+    closed KILLED, they stop the sweep)."""
     start_up()  # a launcher's worker process (Ray's, joblib's) starts bare
+    with stopping_on_signals():  # in a launcher's worker process too (the sweep's own process has them already)
+        return _job(cfg)
+
+
+def _job(cfg: DictConfig) -> Outcome:
     parent = os.environ.get(ENV_PARENT) or None
     hc = HydraConfig.get()
     num, total = hc.job.num, os.environ.get(ENV_TOTAL, "?")

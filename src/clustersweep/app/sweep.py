@@ -201,7 +201,7 @@ class Parent:
     @classmethod
     def open(cls, config: DictConfig, jobs: int | None, study: str | None = None) -> Parent:
         """Open the sweep's parent run — or, for a search whose study already has one, reopen it — mark the
-        experiment's orphans KILLED, and hand the parent to the jobs."""
+        store's orphans KILLED, and hand the parent to the jobs."""
         cfg = app_config(config)
         uri, exp_id = open_experiment(cfg)
         grammar = redact(" ".join(config.hydra.overrides.task))
@@ -284,10 +284,12 @@ class Parent:
         print(f"sweep: registered {top.run_name} as models:/{self.register_best}/{version}", flush=True)
 
     def abort(self, status: str) -> None:
-        """Close after Ctrl-C (KILLED) or a crash (FAILED); a parent with no job run yet is closed so, then deleted.
-        Never raises."""
+        """Close after Ctrl-C, SIGTERM or SIGHUP (KILLED) or a crash (FAILED); a parent with no job run yet is
+        closed so, then deleted. The runs of jobs whose worker process the launcher ended (joblib's, killed) are
+        marked KILLED first. Never raises."""
         try:
             client, run_id = self.run.client, self.run.run_id
+            runs.reap_orphans(client)
             parent = client.get_run(run_id)
             children = client.search_runs(
                 [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'", max_results=1

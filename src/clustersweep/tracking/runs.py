@@ -235,9 +235,9 @@ def start(
     parent: str | None = None,
 ) -> Run:
     """Open a run with the standard tags, the given ones (`computation_tags` for a run that computes), under
-    `parent` if given, with `params` (a config) flattened; first, the experiment's orphans are marked KILLED."""
+    `parent` if given, with `params` (a config) flattened; first, the store's orphans are marked KILLED."""
     client = MlflowClient(uri)
-    reap_orphans(client, experiment_id)
+    reap_orphans(client)
     all_tags = resolve_tags({**standard_tags(), **(tags or {})})
     if parent:
         all_tags["mlflow.parentRunId"] = parent
@@ -251,7 +251,7 @@ def start(
 def reopen(uri: str, run_id: str, tags: Mapping[str, str] | None = None) -> Run:
     """A run opened earlier (a search's parent, resumed), RUNNING again and owned by this process."""
     client = MlflowClient(uri)
-    reap_orphans(client, client.get_run(run_id).info.experiment_id)
+    reap_orphans(client)
     client.update_run(run_id, status="RUNNING")
     info = client.get_run(run_id).info
     run = Run(client, run_id, info.run_name, info.experiment_id)
@@ -274,12 +274,13 @@ def tracked(uri: str, experiment_id: str, name: str, **kwargs) -> Iterator[Run]:
     run.finish()
 
 
-def reap_orphans(client: MlflowClient, experiment_id: str) -> list[str]:
-    """Mark KILLED the runs of this host left RUNNING by a process that no longer exists (kill -9, power loss) —
-    one query for the experiment's RUNNING runs of this host; says so and returns their names."""
+def reap_orphans(client: MlflowClient) -> list[str]:
+    """Mark KILLED the runs of this host left RUNNING by a process that no longer exists (kill -9, power loss), in
+    any experiment of the store — one query for its experiments, one for their RUNNING runs of this host; says so
+    and returns their names."""
     query = f"attributes.status = 'RUNNING' AND tags.`process.host` = '{socket.gethostname()}'"
     reaped = []
-    for r in client.search_runs([experiment_id], query, max_results=5000):
+    for r in client.search_runs(_experiment_ids(client), query, max_results=5000):
         if is_orphaned(r.data.tags):
             client.set_tag(r.info.run_id, "error", "its process ended without closing the run (killed)")
             client.set_terminated(r.info.run_id, "KILLED")
@@ -287,3 +288,14 @@ def reap_orphans(client: MlflowClient, experiment_id: str) -> list[str]:
     if reaped:
         log.warning("marked %d orphaned run(s) KILLED (their process is gone): %s", len(reaped), ", ".join(reaped))
     return reaped
+
+
+def _experiment_ids(client: MlflowClient) -> list[str]:
+    """Every active experiment of the store (MLflow gives them a page of at most 1000 at a time)."""
+    ids, token = [], None
+    while True:
+        page = client.search_experiments(max_results=1000, page_token=token)
+        ids += [e.experiment_id for e in page]
+        token = page.token
+        if not token:
+            return ids

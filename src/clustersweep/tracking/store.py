@@ -8,6 +8,7 @@ import functools
 import logging
 import os
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,10 @@ from clustersweep.tracking.redact import redact
 
 DEFAULT_URI = f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
 PROBE_TIMEOUT_S = 5.0
-LOCK_TIMEOUT_S = 60.0  # how long a run waits for a SQLite store another process holds locked (tracking.lock_timeout)
+# How long a run waits, at most, for a SQLite store another process holds locked or is making (tracking.lock_timeout):
+# far longer than a loaded machine takes to make one, so a waiter gives up only on a holder that hangs.
+LOCK_TIMEOUT_S = 600.0
+WAIT_NOTICE_S = 5.0  # a run waiting this long for the store's making says so, once
 ALEMBIC = "alembic_version"  # the table where an MLflow database keeps its schema's revision
 MOVE = "point tracking.uri at another store"
 # MLflow 3's UI opens an experiment in the view this tag names; without it, its GenAI view (traces, evaluations).
@@ -126,38 +130,88 @@ def store_errors(uri: str) -> Iterator[None]:
 
 @functools.cache
 def _experiment_id(uri: str, name: str, lock_timeout: float) -> str:
-    """Safe when any number of processes race to a new store and experiment: a SQLite store is checked, made and
-    its experiment found or created by one process at a time (a lock file beside the database: an MLflow store
-    being made is not yet usable by another); a server does all that itself."""
+    """Safe when any number of processes race to a new store and experiment: a SQLite store that is ready (this
+    MLflow's schema, the experiment in it) is used at once; else it is checked, made and its experiment created by
+    one process at a time (`making`: an MLflow store being made is not yet usable by another); a server does all
+    that itself."""
     path = sqlite_path(uri)
     if path is None:
         return _get_or_create(MlflowClient(uri), uri, name)
     check_folder(path)
+    if _revision(path, lock_timeout) == _head():
+        found = _existing(MlflowClient(uri), name)
+        if found is not None:
+            return found
+    with making(path, lock_timeout):
+        check_sqlite(path, lock_timeout)  # again: the store as the process that held the lock left it
+        return _get_or_create(MlflowClient(uri), uri, name)
+
+
+@contextlib.contextmanager
+def making(path: Path, lock_timeout: float) -> Iterator[None]:
+    """Hold the lock file beside a SQLite store (`<db>.lock`) while making the store or its experiment, the
+    holder's pid in `<db>.lock.pid` meanwhile. A waiter waits as long as the holder lives, up to `lock_timeout`
+    seconds (saying so once, after WAIT_NOTICE_S); the lock of a holder that died is freed by the kernel (flock),
+    so it is taken over at once."""
+    lock, holder = FileLock(f"{path}.lock"), Path(f"{path}.lock.pid")
     try:
-        with FileLock(f"{path}.lock", timeout=lock_timeout):
-            check_sqlite(path, lock_timeout)
-            return _get_or_create(MlflowClient(uri), uri, name)
+        try:
+            lock.acquire(timeout=min(WAIT_NOTICE_S, lock_timeout))
+        except Timeout:
+            if lock_timeout <= WAIT_NOTICE_S:
+                raise
+            print(
+                f"tracking store {path}: waiting for {_holder(holder)} to finish making it (up to "
+                f"{lock_timeout:g} s, tracking.lock_timeout)",
+                file=sys.stderr,
+                flush=True,
+            )
+            lock.acquire(timeout=lock_timeout - WAIT_NOTICE_S)
     except Timeout:
         raise ConfigError(
-            f"tracking store {path}: another process has held {path}.lock for over {lock_timeout:g} s "
-            "(tracking.lock_timeout): wait for it, or raise tracking.lock_timeout"
+            f"tracking store {path}: {_holder(holder)} has held {path}.lock for over {lock_timeout:g} s "
+            "(tracking.lock_timeout) making it: wait for it to finish, or raise tracking.lock_timeout"
         ) from None
+    try:
+        holder.write_text(f"{os.getpid()}\n")
+        yield
+    finally:
+        holder.unlink(missing_ok=True)  # while the lock is held: the next holder's file is its own
+        lock.release()
 
 
-def _get_or_create(client: MlflowClient, uri: str, name: str) -> str:
-    """The experiment's id, made if new; either way it opens in the UI's Model training view (`KIND_TAG`), unless
-    its kind was set otherwise."""
+def _holder(holder: Path) -> str:
+    """The process that holds the lock, as its side file names it."""
+    with contextlib.suppress(OSError):
+        pid = holder.read_text().strip()
+        if pid.isdigit():
+            return f"process {pid}"
+    return "another process"
+
+
+def _existing(client: MlflowClient, name: str) -> str | None:
+    """The experiment's id, None when there is none of that name; it opens in the UI's Model training view
+    (`KIND_TAG`), unless its kind was set otherwise."""
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        try:
-            return client.create_experiment(name, artifact_location=artifact_root(uri), tags={KIND_TAG: KIND})
-        except MlflowException:  # a server: another client created it first
-            exp = client.get_experiment_by_name(name)
-            if exp is None:
-                raise
+        return None
     if KIND_TAG not in exp.tags:  # made by an earlier version, or by another tool
         client.set_experiment_tag(exp.experiment_id, KIND_TAG, KIND)
     return exp.experiment_id
+
+
+def _get_or_create(client: MlflowClient, uri: str, name: str) -> str:
+    """The experiment's id, made if new (`_existing`)."""
+    found = _existing(client, name)
+    if found is not None:
+        return found
+    try:
+        return client.create_experiment(name, artifact_location=artifact_root(uri), tags={KIND_TAG: KIND})
+    except MlflowException:  # a server: another client created it first
+        found = _existing(client, name)
+        if found is None:
+            raise
+        return found
 
 
 def reader(uri: str) -> MlflowClient:
@@ -191,13 +245,26 @@ def check_folder(path: Path) -> None:
 
 
 def check_sqlite(path: Path, lock_timeout: float) -> None:
-    """Nothing when `path` is an MLflow store of this MLflow's schema, or none yet (no file, or an empty one); a
-    ConfigError, one line, when it is not an MLflow database, when a newer or an older MLflow wrote
-    it, or when another process holds it locked for longer than `lock_timeout` seconds (a write lock is taken and
-    given back: the store can take a run)."""
+    """Nothing when `path` is an MLflow store of this MLflow's schema, or none yet (no file, an empty one, no
+    tables); a ConfigError, one line, when it is not an MLflow database, when a newer or an older MLflow wrote it,
+    or when another process holds it locked for longer than `lock_timeout` seconds."""
+    revision = _revision(path, lock_timeout)
+    if revision is None:
+        return
+    where = f"tracking store {path}"
+    if not revision:
+        raise ConfigError(f"{where} is a SQLite database but not an MLflow store (no {ALEMBIC} table); {MOVE}")
+    _check_schema(where, revision, path)
+
+
+def _revision(path: Path, lock_timeout: float) -> str | None:
+    """The schema revision of the store at `path`: None when there is no store yet (no file, an empty one, no
+    tables), "" for a database without one; a ConfigError, one line, when it is no database, or when another
+    process holds it locked for longer than `lock_timeout` seconds (a write lock is taken and given back: the store
+    can take a run)."""
     where = f"tracking store {path}"
     if not path.exists() or path.stat().st_size == 0:
-        return
+        return None
     try:
         with contextlib.closing(sqlite3.connect(path, timeout=lock_timeout, isolation_level=None)) as db:
             db.execute("BEGIN IMMEDIATE")
@@ -214,22 +281,31 @@ def check_sqlite(path: Path, lock_timeout: float) -> None:
     except sqlite3.DatabaseError as e:
         raise ConfigError(f"{where} is not an MLflow store: {e}; {MOVE}") from None
     if not tables:
-        return
-    if not found:
-        raise ConfigError(f"{where} is a SQLite database but not an MLflow store (no {ALEMBIC} table); {MOVE}")
-    _check_schema(where, str(found[0][0]), path)
+        return None
+    return str(found[0][0]) if found else ""
+
+
+@functools.cache
+def _migrations():
+    """MLflow's schema migrations (alembic's scripts), read once."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(Path(mlflow.store.__file__).parent / "db_migrations"))
+
+
+def _head() -> str:
+    """This MLflow's schema revision."""
+    return _migrations().get_current_head()
 
 
 def _check_schema(where: str, revision: str, path: Path) -> None:
     """Nothing for this MLflow's schema; a ConfigError for another's."""
-    from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    scripts = ScriptDirectory(str(Path(mlflow.store.__file__).parent / "db_migrations"))
-    if revision == scripts.get_current_head():
+    if revision == _head():
         return
     try:
-        scripts.get_revision(revision)
+        _migrations().get_revision(revision)
     except CommandError:
         raise ConfigError(
             f"{where} was written by a newer MLflow (schema {revision}, unknown to MLflow {mlflow.__version__}): "
