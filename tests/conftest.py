@@ -190,25 +190,31 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
     sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
-def start_run_py(*args: str, store: str, out: Path | None = None, new_session: bool = False) -> subprocess.Popen:
-    """`python run.py …` started in the background, its output (stdout and stderr) to be read line by line. It
-    takes Ctrl-C (SIGINT) as a terminal's foreground process does, however the tests were started: a shell's
-    background job (`pytest &`) has SIGINT ignored, and its children would inherit that."""
+def start_run_py(
+    *args: str, store: str, out: Path | None = None, new_session: bool = False, stderr: int = subprocess.STDOUT
+) -> subprocess.Popen:
+    """`python run.py …` started in the background, its output (stdout, with stderr unless `stderr` says otherwise)
+    to be read line by line. It takes Ctrl-C, SIGTERM and SIGHUP as a terminal's foreground process does, however
+    the tests were started: a shell's background job (`pytest &`) has SIGINT ignored, and its children would
+    inherit that."""
     cmd, env = _run_py(args, store, out, None)
     return subprocess.Popen(
         cmd,
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=stderr,
         text=True,
         env=env,
         start_new_session=new_session,
-        preexec_fn=_sigint_as_in_a_terminal,
+        preexec_fn=_signals_as_in_a_terminal,
     )
 
 
-def _sigint_as_in_a_terminal() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # in the child, before exec: Python then raises KeyboardInterrupt
+def _signals_as_in_a_terminal() -> None:
+    """In the child, before exec: the default handling of the signals that stop a run (Python then raises
+    KeyboardInterrupt on SIGINT, and clustersweep installs its own handlers for the others)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def read_until(proc: subprocess.Popen, done, seen: str = "", timeout: float = WAIT) -> str:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 
 import pytest
-from conftest import ROOT, _run_py, runs
+from conftest import WAIT, runs, start_run_py, wait_for
 
 # Long enough for the signal to find the run at work: its K-Means restarts take minutes.
 SLOW = [
@@ -21,42 +20,28 @@ SLOW = [
 ]
 
 
-def _own_dispositions() -> None:
-    """In the child: the default handling of the signals, whatever this process inherited (a background job's
-    children start with SIGINT ignored)."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-
-
 def _start(*args: str, store: str, out) -> subprocess.Popen:
-    cmd, env = _run_py(args, store, out, None)
-    return subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_own_dispositions,
-    )
+    return start_run_py(*args, store=store, out=out, stderr=subprocess.PIPE)
 
 
-def _wait_running(proc: subprocess.Popen, store: str, count: int = 1, timeout: float = 600) -> None:
+def _wait_running(proc: subprocess.Popen, store: str, count: int = 1) -> None:
     """Until `count` runs that compute (not a sweep's parent) are RUNNING in the store; the process must live on."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
+
+    def running() -> bool:
         found = runs(store)[1]
-        if sum(r.info.status == "RUNNING" and "sweep.overrides" not in r.data.tags for r in found) >= count:
-            return
-        time.sleep(0.5)
-    proc.kill()
-    raise AssertionError(f"no {count} RUNNING run(s) within {timeout} s: {proc.communicate()}")
+        return proc.poll() is not None or (
+            sum(r.info.status == "RUNNING" and "sweep.overrides" not in r.data.tags for r in found) >= count
+        )
+
+    wait_for(running)
+    if proc.poll() is not None or not running():
+        proc.kill()
+        raise AssertionError(f"no {count} RUNNING run(s) while the process lived: {proc.communicate()}")
 
 
 def _stopped(proc: subprocess.Popen, sig: signal.Signals) -> tuple[str, str]:
     try:
-        out, err = proc.communicate(timeout=600)
+        out, err = proc.communicate(timeout=WAIT)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, python, read_until, run_py, runs, start_run_py
+from conftest import ROOT, WAIT, python, read_until, run_py, runs, start_run_py
 from filelock import FileLock
 
 TINY_ARGS = ["dataset=synthetic", "reducer.k=4", "clusterer.n_init=2", "metrics.silhouette_sample_size=200"]
@@ -214,7 +214,7 @@ def test_searches_started_at_once_make_the_study_storage_once(tmp_path):
         subprocess.Popen([sys.executable, "-c", OPEN_STUDIES, store], cwd=ROOT, stderr=subprocess.PIPE, text=True)
         for _ in range(8)  # without the lock, 16 of 40 such starts failed (`table studies already exists`, …)
     ]
-    errors = [p.communicate(timeout=600)[1] for p in procs]
+    errors = [p.communicate(timeout=WAIT)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, "\n".join(errors)
 
 

@@ -243,8 +243,13 @@ def start(
         all_tags["mlflow.parentRunId"] = parent
     created = client.create_run(experiment_id, run_name=redact(name), tags=all_tags)
     run = Run(client, created.info.run_id, name, experiment_id)
-    if params is not None:
-        run.log(params=flat_params(params))
+    try:
+        if params is not None:
+            run.log(params=flat_params(params))
+    except BaseException as e:  # Ctrl-C or SIGTERM while its params go up: the run exists, so it is closed
+        with contextlib.suppress(Exception):
+            run.fail(e)
+        raise
     return run
 
 
