@@ -213,8 +213,12 @@ def start_run_py(
 def _signals_as_in_a_terminal() -> None:
     """In the child, before exec: the default handling of the signals that stop a run (Python then raises
     KeyboardInterrupt on SIGINT, and clustersweep installs its own handlers for the others)."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for sig in stops:
         signal.signal(sig, signal.SIG_DFL)
+    # and not blocked: a child inherits the signal mask of the thread that starts it (a library of an earlier test
+    # may block them in this process), and a blocked SIGTERM would wait unseen until the run ended on its own
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 
 
 def read_until(proc: subprocess.Popen, done, seen: str = "", timeout: float = WAIT) -> str:
